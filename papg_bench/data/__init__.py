@@ -1,0 +1,1 @@
+"""Official-layout readers, the image store, samplers and the built-in synthvi dataset."""

@@ -1,0 +1,103 @@
+"""Reader for the RegDB layout used by VI-ReID code.
+
+    <root>/Visible/<id>/*.bmp, <root>/Thermal/<id>/*.bmp
+    <root>/idx/{train,test}_{visible,thermal}_<t>.txt   lines "relative/path label", trials t = 1..10
+
+Modality comes from the top folder (Visible / Thermal) and identity from the folder below it.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from papg_bench.data.records import INFRARED, VISIBLE, DatasetListing, ImageRecord
+from papg_bench.errors import UserError
+
+MODALITY_FOLDERS = {"Visible": (VISIBLE, 1), "Thermal": (INFRARED, 2)}
+LIST_KINDS = ("train_visible", "train_thermal", "test_visible", "test_thermal")
+_LIST_RE = re.compile(r"^(train|test)_(visible|thermal)_(\d+)\.txt$")
+
+
+def list_path(root: Path, kind: str, trial: int) -> Path:
+    return Path(root) / "idx" / f"{kind}_{trial}.txt"
+
+
+def read_list(path: Path) -> list[tuple[str, int]]:
+    """Parse one RegDB list file: lines ``relative/path label``."""
+    if not path.is_file():
+        raise UserError(f"{path} is missing: RegDB needs idx/{{train,test}}_{{visible,thermal}}_<t>.txt.")
+    entries = []
+    for number, line in enumerate(path.read_text(encoding="utf-8", errors="replace").splitlines(), 1):
+        line = line.strip()
+        if not line:
+            continue
+        parts = line.split()
+        if len(parts) != 2 or not parts[1].lstrip("-").isdigit():
+            raise UserError(f"{path}:{number}: expected 'relative/path label', got '{line[:80]}'.")
+        entries.append((parts[0].replace("\\", "/"), int(parts[1])))
+    if not entries:
+        raise UserError(f"{path} lists no images: expected lines 'relative/path label'.")
+    return entries
+
+
+def available_trials(root: Path) -> list[int]:
+    idx = Path(root) / "idx"
+    if not idx.is_dir():
+        raise UserError(
+            f"{idx} is missing: a RegDB root holds Visible/, Thermal/ and idx/ with the trial lists "
+            "train_visible_<t>.txt, train_thermal_<t>.txt, test_visible_<t>.txt, test_thermal_<t>.txt."
+        )
+    trials = sorted({int(m.group(3)) for p in idx.iterdir() if (m := _LIST_RE.match(p.name))})
+    if not trials:
+        raise UserError(f"{idx} holds no trial lists named like train_visible_1.txt.")
+    return trials
+
+
+def identity_of(root: Path, rel: str, list_file: Path) -> tuple[int, str, int]:
+    """(pid, modality, cam) from a relative path ``Visible|Thermal/<id>/<file>``."""
+    parts = rel.split("/")
+    if len(parts) < 3 or parts[0] not in MODALITY_FOLDERS:
+        raise UserError(f"{list_file}: '{rel}' is not of the form Visible/<id>/<file> or Thermal/<id>/<file>.")
+    if not parts[1].isdigit():
+        raise UserError(f"{list_file}: '{rel}': identity folder '{parts[1]}' is not a number.")
+    modality, cam = MODALITY_FOLDERS[parts[0]]
+    return int(parts[1]), modality, cam
+
+
+def read_regdb(root: Path) -> DatasetListing:
+    """List every image named by any trial list, with its identity, modality and per-trial split."""
+    root = Path(root)
+    if not root.is_dir():
+        raise UserError(f"{root} is not a folder: give the RegDB root (holding Visible/, Thermal/, idx/).")
+    for folder in MODALITY_FOLDERS:
+        if not (root / folder).is_dir():
+            raise UserError(f"{root / folder} is missing: a RegDB root holds Visible/, Thermal/ and idx/.")
+    trials = available_trials(root)
+    roles: dict[str, list[str]] = {}
+    labels: dict[str, dict[str, int]] = {}
+    for trial in trials:
+        for kind in LIST_KINDS:
+            path = list_path(root, kind, trial)
+            split = kind.split("_")[0]
+            for rel, label in read_list(path):
+                if rel not in roles:
+                    if not (root / rel).is_file():
+                        raise UserError(f"{path}: listed image {root / rel} does not exist.")
+                    roles[rel] = []
+                    labels[rel] = {}
+                    identity_of(root, rel, path)
+                roles[rel].append(f"{split}{trial}")
+                labels[rel][str(trial)] = label
+    records = []
+    for rel in sorted(roles):
+        pid, modality, cam = identity_of(root, rel, root / "idx")
+        records.append(ImageRecord(path=rel, pid=pid, cam=cam, modality=modality, split=" ".join(roles[rel])))
+    info = {"trials": trials}
+    return DatasetListing(name="regdb", records=records, info=info)
+
+
+def split_mask(splits: list[str], split: str, trial: int) -> list[bool]:
+    """Which store rows are in ``split`` ('train' or 'test') of RegDB ``trial``."""
+    token = f"{split}{trial}"
+    return [token in s.split() for s in splits]
