@@ -98,10 +98,10 @@ def prepare(
     from papg_bench.data.prepare import prepare_store
 
     ws = workspace(ctx)
+    store_size = parse_size(size)
     listing = read_layout(dataset, root)
     target = ws.dataset_dir(name or dataset)
-    result = prepare_store(listing, root, target, parse_size(size), workers=workers, skip_bad=skip_bad,
-                           force=force)
+    result = prepare_store(listing, root, target, store_size, workers=workers, skip_bad=skip_bad, force=force)
     if result.status == "unchanged":
         out.print(f"{target}: unchanged ({result.count} images); use --force to rebuild.")
     else:

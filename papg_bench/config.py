@@ -9,9 +9,14 @@ overrides (``None`` means "not given").
 from __future__ import annotations
 
 import dataclasses
-import tomllib
+import sys
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10
+    import tomli as tomllib
 
 from papg_bench.errors import UserError
 

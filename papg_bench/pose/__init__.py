@@ -1,0 +1,1 @@
+"""Keypoint formats, estimators, importers and pose maps."""

@@ -1,0 +1,1 @@
+"""Result records, paper tables (Markdown, CSV, LaTeX) and plots."""
