@@ -112,15 +112,414 @@ def prepare(
 
 # --- synth (issue 3) ---
 
+
+@app.command()
+def synth(
+    layout: Annotated[str, typer.Option(help="Folder layout to write: sysu or regdb.")],
+    out_dir: Annotated[Path, typer.Option("--out", help="Dataset root to write (replaced as a whole).")],
+    preset: Annotated[str, typer.Option(help="tiny (tests), small (the demo) or full (real counts).")] = "small",
+    ids: Annotated[int | None, typer.Option(help="Number of identities (default: the preset's).")] = None,
+    seed: Annotated[int, typer.Option(help="Random seed; the same seed gives byte-identical files.")] = 0,
+    size: Annotated[str | None, typer.Option(help="Image size HxW (default: the preset's).")] = None,
+    workers: Annotated[int | None, typer.Option(help="Rendering processes (default: all cores).")] = None,
+    preview: Annotated[Path | None, typer.Option(help="Also write a labelled preview grid to this PNG.")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Render even when --out is complete already.")] = False,
+) -> None:
+    """Render synthvi, the built-in visible/infrared person dataset, in the SYSU-MM01 or RegDB layout."""
+    from papg_bench.data.synthvi import synthesize
+    from papg_bench.data.synthvi_preview import write_preview
+
+    result = synthesize(out_dir, layout, preset=preset, seed=seed, ids=ids,
+                        size=parse_size(size) if size is not None else None, workers=workers, force=force)
+    if result.status == "unchanged":
+        out.print(f"{result.root}: unchanged ({result.images} images); use --force to render again.")
+    else:
+        out.print(f"{result.root}: rendered {result.images} images in {result.seconds:.1f} s.")
+    if preview is not None:
+        out.print(f"preview: {write_preview(result.root, preview)}")
+
 # --- evaluate (issue 4) ---
+@app.command()
+def evaluate(
+    ctx: typer.Context,
+    dataset: Annotated[str, typer.Option("--dataset", "-d", help="Protocol family: sysu or regdb.")],
+    features: Annotated[Path | None, typer.Option(
+        "--features", help="An .npz with 'features' (N x D) and 'paths' (N paths relative to --root).")] = None,
+    root: Annotated[Path | None, typer.Option("--root", help="Dataset root in the official layout.")] = None,
+    mode: Annotated[str | None, typer.Option(
+        "--mode", help="SYSU: all or indoor; RegDB: v2t or t2v (default: both).")] = None,
+    shots: Annotated[int, typer.Option("--shots", help="SYSU gallery: 1 (single-shot) or 10 (multi-shot).")] = 1,
+    sampling: Annotated[str, typer.Option(
+        "--sampling", help="SYSU gallery: seed (random.seed(trial)) or official (exp/rand_perm_cam.mat).")] = "seed",
+    trials: Annotated[str | None, typer.Option(
+        "--trials", help="A range (0-9) or a list (1,3,5); default SYSU 0-9, RegDB every trial (1-10).")] = None,
+    backend: Annotated[str, typer.Option(
+        "--backend", help="auto, torch, faiss (GPU when available), faiss-cpu or faiss-gpu.")] = "auto",
+    distance: Annotated[str, typer.Option("--distance", help="cosine (L2-normalised) or euclidean.")] = "cosine",
+    device: Annotated[str | None, typer.Option(
+        "--device", help="Device of the torch backend (default: CUDA when present).")] = None,
+    rerank: Annotated[bool, typer.Option(
+        "--rerank", help="k-reciprocal re-ranking (Zhong et al., CVPR 2017), recorded as a variant.")] = False,
+    k1: Annotated[int, typer.Option("--k1", help="Re-ranking k1.")] = 20,
+    k2: Annotated[int, typer.Option("--k2", help="Re-ranking k2.")] = 6,
+    lambda_value: Annotated[float, typer.Option("--lambda", help="Re-ranking lambda.")] = 0.3,
+    top_k: Annotated[int, typer.Option("--top-k", help="Gallery paths listed per query in the JSONL.")] = 10,
+    out_dir: Annotated[Path | None, typer.Option(
+        "--out", help="Folder for the records (default <work>/results/<dataset>/).")] = None,
+    baseline: Annotated[str | None, typer.Option(
+        "--baseline", help="Evaluate a trained run (agw, cgrnet, dart) of the workspace dataset --dataset.")] = None,
+    augment: Annotated[str, typer.Option("--augment", help="The run's augmentation (with --baseline).")] = "none",
+    seed: Annotated[int, typer.Option("--seed", help="The run's seed (with --baseline).")] = 0,
+    run: Annotated[str | None, typer.Option("--run", help="Run folder (default <baseline>-<augment>-s<seed>).")
+                   ] = None,
+    flip_test: Annotated[bool, typer.Option("--flip-test", help="Run: average with the mirrored image.")] = False,
+    feature: Annotated[str, typer.Option("--feature", help="Run: bn (after BNNeck) or pooled.")] = "bn",
+    force: Annotated[bool, typer.Option("--force", help="Run: recompute records that exist.")] = False,
+) -> None:
+    """Evaluate features with the exact SYSU-MM01 / RegDB protocols (every trial; CMC, mAP, mINP)."""
+    from papg_bench.protocols.evaluate import (
+        ProtocolOptions,
+        RerankOptions,
+        evaluate_features_file,
+        parse_trials,
+        summary_table,
+    )
+
+    if baseline is not None or run is not None:  # a trained run (issue 7)
+        from papg_bench.reid_baselines.run import evaluate_run
+
+        if features is not None:
+            raise UserError("give either --features or --baseline/--run, not both.")
+        result = evaluate_run(
+            workspace(ctx), dataset, baseline or "agw", augment, seed, run=run, modes=(mode,) if mode else None,
+            shots=shots, sampling=sampling, trials=trials, flip_test=flip_test, feature=feature, distance=distance,
+            backend=backend, rerank=RerankOptions(k1, k2, lambda_value) if rerank else None, device=device,
+            force=force, top_k=top_k, out_dir=out_dir)
+        out.print(summary_table(result.records, title=f"{result.run} (percent, mean ± std over trials)"))
+        for path, reused in zip(result.paths, result.reused, strict=True):
+            out.print(f"record: {path}{' (reused)' if reused else ''}", highlight=False, soft_wrap=True)
+        return
+    if features is None:
+        raise UserError("--features FILE.npz is required: an .npz with 'features' and 'paths' arrays.")
+    if root is None:
+        raise UserError(f"--root is required with --features: the {dataset} dataset root the paths are relative to.")
+    options = ProtocolOptions(
+        shots=shots, sampling=sampling, trials=parse_trials(trials, dataset), distance=distance, backend=backend,
+        device=device, rerank=RerankOptions(k1, k2, lambda_value) if rerank else None, top_k=top_k,
+    )
+    target = out_dir if out_dir is not None else workspace(ctx).results_dir(dataset)
+    saved = evaluate_features_file(features, root, dataset, options, target, modes=[mode] if mode else None)
+    out.print(summary_table([s.record for s in saved], title=f"{features.name} (percent, mean ± std over trials)"))
+    for s in saved:
+        out.print(f"record: {s.record_path}  per-query: {s.queries_path.name}", highlight=False, soft_wrap=True)
+
 
 # --- pose (issue 5) ---
+@app.command()
+def pose(
+    ctx: typer.Context,
+    dataset: Dataset,
+    from_: Annotated[Path | None, typer.Option(
+        "--from", help="Import keypoints from this file or folder instead of running an estimator.")] = None,
+    format_: Annotated[str, typer.Option(
+        "--format", help="Format of --from and --eval-against: auto, csv (PATN/PAPG), openpose (folder), coco.")
+    ] = "auto",
+    source_size: Annotated[str | None, typer.Option(
+        help="Size HxW of the images the imported keypoints were measured on (default: read each source "
+             "image's header).")] = None,
+    estimator: Annotated[str | None, typer.Option(
+        help="rtmpose or keypointrcnn (default rtmpose when the store has no keypoints yet).")] = None,
+    weights: Annotated[Path | None, typer.Option(
+        help="Local weights: RTMPose ONNX file or Keypoint R-CNN state dict (default: the library cache).")] = None,
+    download: Annotated[bool, typer.Option("--download", help="Fetch missing estimator weights.")] = False,
+    batch_size: Annotated[int, typer.Option(help="Images per estimator batch.")] = 32,
+    device: Annotated[str | None, typer.Option(help="cpu, cuda or cuda:N (default: CUDA when present).")] = None,
+    threshold: Annotated[float, typer.Option(help="Joints less confident than this are stored as missing.")] = 0.1,
+    rcnn_min_size: Annotated[int, typer.Option(help="Keypoint R-CNN's input short side.")] = 800,
+    preview: Annotated[Path | None, typer.Option(help="Write a PNG sheet of images with their skeletons.")] = None,
+    eval_against: Annotated[Path | None, typer.Option(
+        help="Ground-truth keypoint file: report PCK@0.5 (head-size normalised) per modality.")] = None,
+    export: Annotated[Path | None, typer.Option(help="Also write the keypoints as a PATN/PAPG annotation CSV.")
+                      ] = None,
+    force: Annotated[bool, typer.Option("--force", help="Redo keypoints even when the input is unchanged.")] = False,
+) -> None:
+    """18 OpenPose keypoints per store image (estimated or imported) and their quality report."""
+    from papg_bench.pose.report import report_tables
+    from papg_bench.pose.run import run_pose
+
+    store = workspace(ctx).dataset_dir(dataset)
+    result = run_pose(
+        store, source=from_, fmt=format_, source_size=parse_size(source_size, "--source-size") if source_size else None,
+        estimator=estimator, weights=weights, download=download, batch_size=batch_size, device=device,
+        threshold=threshold, rcnn_min_size=rcnn_min_size, preview=preview, eval_against=eval_against,
+        eval_format=format_ if from_ is None else "auto", export=export, force=force,
+    )
+    what = {"imported": f"imported from {from_}", "estimated": f"estimated with {result.meta.get('estimator')}",
+            "unchanged": "unchanged (same input as last time; --force to redo)",
+            "existing": "existing keypoints"}[result.status]
+    out.print(f"{store / 'poses.npy'}: {result.count} poses, {what}.")
+    for note in result.notes:
+        err.print(f"[yellow]note[/] {note}")
+    for table in report_tables(result.detection, result.pck):
+        out.print(table)
+    if result.preview:
+        out.print(f"preview: {result.preview}")
+    if result.export:
+        out.print(f"exported {result.export_rows} rows to {result.export}")
+
 
 # --- train-generator / generate (issue 6) ---
+_GenRun = Annotated[str, typer.Option("--run", help="Generator run name: <work>/generators/<dataset>/<run>/.")]
+_GenInt = Annotated[int | None, typer.Option()]
+_GenFloat = Annotated[float | None, typer.Option()]
+
+
+@app.command("train-generator")
+def train_generator_command(
+    ctx: typer.Context,
+    dataset: Dataset,
+    run: _GenRun = "papg",
+    preset: Annotated[str, typer.Option(help="paper (the released code's values) or tiny.")] = "paper",
+    config: Annotated[
+        Path | None, typer.Option("--config", help="TOML file (a generator table, or top-level keys).")
+    ] = None,
+    epochs: _GenInt = None,
+    batch_size: Annotated[int | None, typer.Option(help="Pairs per step and process.")] = None,
+    lr: _GenFloat = None,
+    size: Annotated[str | None, typer.Option(help="Training size HxW (default 288x144; tiny 64x32).")] = None,
+    blocks: Annotated[int | None, typer.Option(help="Residual (+ non-local) blocks per generator.")] = None,
+    pose: Annotated[bool | None, typer.Option("--pose/--no-pose", help="Condition on the pose map.")] = None,
+    attention: Annotated[bool | None, typer.Option("--attention/--no-attention",
+                                                   help="Non-local block after each residual block.")] = None,
+    pose_map: Annotated[str | None, typer.Option(help="skeleton (3 channels) or heatmaps (18).")] = None,
+    attention_norm: Annotated[str | None, typer.Option(help="dot (affinity / N, released code) or softmax.")] = None,
+    channels: Annotated[int | None, typer.Option(help="Generator width (64 in the released code).")] = None,
+    disc_channels: Annotated[int | None, typer.Option(help="Discriminator width (64).")] = None,
+    lambda_cycle: _GenFloat = None,
+    lambda_identity: _GenFloat = None,
+    pool_size: Annotated[int | None, typer.Option(help="History buffer per discriminator (50).")] = None,
+    beta1: _GenFloat = None,
+    beta2: _GenFloat = None,
+    decay_start: Annotated[float | None, typer.Option(help="Fraction of steps before the lr decays to 0.")] = None,
+    heatmap_sigma: _GenFloat = None,
+    flip: Annotated[bool | None, typer.Option("--flip/--no-flip", help="Random horizontal flips.")] = None,
+    crop_pad: Annotated[int | None, typer.Option(help="Zero-pad and random-crop by this many pixels.")] = None,
+    trial: Annotated[int | None, typer.Option(help="RegDB trial whose training ids are used (0 = first).")] = None,
+    seed: _GenInt = None,
+    max_pairs: Annotated[int | None, typer.Option(help="Cap on pairs per epoch, for quick runs (0 = all).")] = None,
+    device: Annotated[str | None, typer.Option(help="cpu, cuda or cuda:N (default: CUDA when present).")] = None,
+    compile: Annotated[bool, typer.Option("--compile", help="torch.compile the networks.")] = False,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue from the run's last checkpoint.")] = False,
+) -> None:
+    """Train PAPG (visible<->infrared, pose- and attention-guided); torchrun for several GPUs or nodes."""
+    from papg_bench.config import make_config
+    from papg_bench.generators.config import GeneratorConfig
+    from papg_bench.generators.trainer import train_generator
+    from papg_bench.training import cleanup_distributed
+
+    overrides = {
+        "epochs": epochs, "batch_size": batch_size, "lr": lr, "size": parse_size(size) if size else None,
+        "blocks": blocks, "pose": pose, "attention": attention, "pose_map": pose_map,
+        "attention_norm": attention_norm, "channels": channels, "disc_channels": disc_channels,
+        "lambda_cycle": lambda_cycle, "lambda_identity": lambda_identity, "pool_size": pool_size, "beta1": beta1,
+        "beta2": beta2, "decay_start": decay_start, "heatmap_sigma": heatmap_sigma, "flip": flip,
+        "crop_pad": crop_pad, "trial": trial, "seed": seed, "max_pairs": max_pairs,
+    }
+    cfg = make_config(GeneratorConfig, preset, config, overrides)
+    try:
+        result = train_generator(workspace(ctx), dataset, cfg, run=run, device=device, resume=resume,
+                                 compile=compile)
+    finally:
+        cleanup_distributed()
+    if result.status == "unchanged":
+        out.print(f"{result.run_dir}: already trained with these settings and data ({result.epochs_done} epochs); "
+                  "delete the folder or change a setting to retrain.", highlight=False)
+    else:
+        out.print(f"{result.run_dir}: {result.epochs_done} epochs, {result.steps} steps, "
+                  f"{result.pairs_per_second:.2f} pairs/s -> {result.generators}", highlight=False)
+
+
+@app.command()
+def generate(
+    ctx: typer.Context,
+    dataset: Dataset,
+    run: _GenRun = "papg",
+    batch_size: Annotated[int, typer.Option(help="Images per generator batch.")] = 16,
+    device: Annotated[str | None, typer.Option(help="cpu, cuda or cuda:N (default: CUDA when present).")] = None,
+    png: Annotated[Path | None, typer.Option("--png", help="Also write A/ (fake V) and B/ (fake I) PNGs here.")
+                   ] = None,
+    score: Annotated[bool, typer.Option("--score", help="SSIM/PSNR/L1 vs true counterparts, and modality gap.")
+                     ] = False,
+    force: Annotated[bool, typer.Option("--force", help="Regenerate even when up to date.")] = False,
+) -> None:
+    """Each training image's counterpart in the other modality: <work>/generated/<dataset>/<run>/."""
+    from papg_bench.generators.quality import quality_tables
+    from papg_bench.generators.synthesis import generate as generate_images
+
+    result = generate_images(workspace(ctx), dataset, run=run, batch_size=batch_size, device=device, png_dir=png,
+                             score=score, force=force)
+    what = "unchanged (same generator and store; --force to redo)" if result.status == "unchanged" else "written"
+    out.print(f"{result.path}: {result.count} images, {what}; generator sha256 {result.generator_sha256[:16]}",
+              highlight=False)
+    if result.png_dir:
+        out.print(f"PNGs: {result.png_dir}/A (fake visible) and {result.png_dir}/B (fake infrared)", highlight=False)
+    if result.quality is not None:
+        for table in quality_tables(result.quality):
+            out.print(table)
 
 # --- train (issue 7) ---
+_Int = Annotated[int | None, typer.Option()]
+_Float = Annotated[float | None, typer.Option()]
+_Str = Annotated[str | None, typer.Option()]
+
+
+@app.command()
+def train(
+    ctx: typer.Context,
+    dataset: Dataset,
+    baseline: Annotated[str, typer.Option(help="agw, cgrnet or dart.")] = "agw",
+    augment: Annotated[str, typer.Option(help="none, papg, channel, gray or a '+' combination (papg+channel).")
+                       ] = "none",
+    seed: Annotated[int, typer.Option(help="Seed of every random choice.")] = 0,
+    preset: Annotated[str, typer.Option(help="paper (the AGW recipe) or tiny (CPU tests and demo).")] = "paper",
+    config: Annotated[Path | None, typer.Option(help="TOML file with settings (table [train] or top level).")
+                      ] = None,
+    run: Annotated[str | None, typer.Option(help="Run folder name (default <baseline>-<augment>-s<seed>).")] = None,
+    device: Annotated[str | None, typer.Option(help="cpu, cuda or cuda:N (default: CUDA when present).")] = None,
+    compile: Annotated[bool, typer.Option("--compile", help="torch.compile the model.")] = False,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue an unfinished run from its checkpoint.")] = False,
+    restart: Annotated[bool, typer.Option("--restart", help="Delete the run folder and train again.")] = False,
+    stop_after: Annotated[int | None, typer.Option(help="Stop after this many epochs (resumable).")] = None,
+    arch: Annotated[str | None, typer.Option(help="resnet50 | resnet34 | resnet18.")] = None,
+    width: Annotated[int | None, typer.Option(help="Base channel width (64 = standard ResNet).")] = None,
+    pretrained: Annotated[str | None, typer.Option(help="none, imagenet (local cache only) or a weight file.")
+                          ] = None,
+    last_stride: _Int = None,
+    non_local: Annotated[bool | None, typer.Option("--non-local/--no-non-local")] = None,
+    nl_inter: Annotated[str | None, typer.Option(help="Non-local inter-channels: half (C/2) or one (ref. code).")
+                        ] = None,
+    gem_p: _Float = None,
+    parts: Annotated[int | None, typer.Option(help="CGRNet: horizontal part stripes.")] = None,
+    part_dim: _Int = None,
+    graph_layers: _Int = None,
+    graph_topk: _Int = None,
+    graph_scale: _Float = None,
+    dart_warmup: Annotated[int | None, typer.Option(help="DART: epochs before clean-probability weighting.")] = None,
+    dart_gmm_iterations: _Int = None,
+    dart_threshold: _Float = None,
+    size: Annotated[str | None, typer.Option(help="Training image size HxW (288x144 paper).")] = None,
+    pad: _Int = None,
+    flip: Annotated[bool | None, typer.Option("--flip/--no-flip")] = None,
+    channel_prob: _Float = None,
+    gray_prob: _Float = None,
+    synthetic_ratio: Annotated[float | None, typer.Option(
+        help="Share of each modality's K images drawn from generated images (default: as in the pool).")] = None,
+    generated_run: Annotated[str | None, typer.Option(help="Generated store to read for papg (default papg).")
+                             ] = None,
+    trial: Annotated[int | None, typer.Option(help="RegDB trial whose training list is used.")] = None,
+    val_split: Annotated[float | None, typer.Option(
+        help="Fraction of training identities held out to select the epoch (default: last epoch).")] = None,
+    num_ids: Annotated[int | None, typer.Option("--num-ids", "--batch-size", help="Identities per batch (P).")
+                       ] = None,
+    num_instances: Annotated[int | None, typer.Option(help="Images per identity and modality (K).")] = None,
+    micro_batches: Annotated[int | None, typer.Option(help="Gradient-accumulation shards per batch.")] = None,
+    budget: Annotated[str | None, typer.Option(
+        help="epochs (equal epochs) or steps (as many steps as the un-augmented run).")] = None,
+    epochs: _Int = None,
+    lr: Annotated[float | None, typer.Option(help="Head learning rate (backbone: --backbone-lr).")] = None,
+    backbone_lr: _Float = None,
+    momentum: _Float = None,
+    nesterov: Annotated[bool | None, typer.Option("--nesterov/--no-nesterov")] = None,
+    weight_decay: _Float = None,
+    warmup_epochs: _Int = None,
+    milestones: Annotated[str | None, typer.Option(help="Epochs where the rate drops, e.g. 20,50.")] = None,
+    lr_gamma: _Float = None,
+    label_smoothing: _Float = None,
+    triplet_weight: _Float = None,
+    amp: Annotated[bool | None, typer.Option("--amp/--no-amp", help="bf16 autocast on GPU.")] = None,
+    channels_last: Annotated[bool | None, typer.Option("--channels-last/--no-channels-last")] = None,
+    eval_batch_size: _Int = None,
+) -> None:
+    """Train a VI-ReID baseline with an augmentation: <work>/runs/<dataset>/<baseline>-<augment>-s<seed>/."""
+    overrides = {k: v for k, v in locals().items() if k not in (
+        "ctx", "dataset", "baseline", "augment", "seed", "preset", "config", "run", "device", "compile", "resume",
+        "restart", "stop_after")}
+    from papg_bench.reid_baselines.run import train_run
+
+    if size is not None:
+        overrides["size"] = parse_size(size)
+    if milestones is not None:
+        try:
+            overrides["milestones"] = tuple(int(v) for v in milestones.split(",") if v.strip())
+        except ValueError:
+            raise UserError(f"--milestones {milestones!r}: give comma-separated epochs, e.g. 20,50.") from None
+    outcome = train_run(workspace(ctx), dataset, baseline, augment, seed, preset, config, overrides, device=device,
+                        compile=compile, resume=resume, restart=restart, run=run, stop_after=stop_after)
+    s = outcome.summary
+    out.print(f"{outcome.run_dir}: {outcome.status}; {s['epochs_done']} epochs, {s['steps']} steps, "
+              f"{s['train_images']['real']} real + {s['train_images']['generated']} generated training images, "
+              f"{s['wall_time_s']:.0f} s training.", highlight=False, soft_wrap=True)
+    if "dart" in s and "generated_low_clean" in s["dart"]:
+        d = s["dart"]
+        out.print(f"DART: {d['generated_low_clean']} of {d['generated_images']} generated and {d['real_low_clean']} "
+                  f"of {d['real_images']} real images have clean probability < {d['threshold']}.", highlight=False)
+
 
 # --- report / demo (issue 8) ---
+
+
+@app.command()
+def report(
+    ctx: typer.Context,
+    dataset: Dataset,
+    fmt: Annotated[str, typer.Option("--format", "-f", help="md, csv, latex, all, or a comma list.")] = "all",
+    out_dir: Annotated[
+        Path | None, typer.Option("--out", help="Output folder (default <work>/reports/<dataset>/).")
+    ] = None,
+    results: Annotated[
+        Path | None, typer.Option("--results", help="Folder of result records (default <work>/results/<dataset>/).")
+    ] = None,
+    plots: Annotated[bool, typer.Option("--plots/--no-plots", help="Write the CMC plots (PNG and PDF).")] = True,
+) -> None:
+    """Paper tables (Markdown, CSV, LaTeX) and CMC plots from the dataset's evaluation records."""
+    from rich.markdown import Markdown
+    from rich.markup import escape
+
+    from papg_bench.results.report import make_report, parse_formats
+
+    ws = workspace(ctx)
+    formats = parse_formats(fmt)
+    made = make_report(dataset, results or ws.results_dir(dataset), out_dir or ws.reports_dir(dataset),
+                       formats=formats, plots=plots)
+    if out.is_terminal:
+        out.print(Markdown(made.markdown))
+    else:
+        out.print(made.markdown, markup=False, highlight=False, soft_wrap=True)
+    for note in made.notes:
+        err.print(f"[yellow]note:[/] {escape(note)}", highlight=False, soft_wrap=True)
+    for path in made.files:
+        out.print(f"wrote {path}", markup=False, highlight=False, soft_wrap=True)
+
+
+@app.command()
+def demo(
+    ctx: typer.Context,
+    scale: Annotated[str, typer.Option(help="synthvi preset: small (the demo) or tiny (a quick check).")] = "small",
+    out_dir: Annotated[Path, typer.Option("--out", help="Where the tables and plots go.")] = Path("results/demo"),
+    seed: Annotated[int, typer.Option(help="Seed of the data, the generator and the baselines.")] = 0,
+    device: Annotated[str | None, typer.Option(help="cpu, cuda, cuda:N (default: CUDA when present).")] = None,
+) -> None:
+    """The whole pipeline on the built-in synthvi dataset; stages already complete are reused."""
+    from papg_bench.demo import DemoSettings, run_demo
+
+    if scale not in ("small", "tiny"):
+        raise UserError(f"--scale {scale!r}: choose small or tiny.")
+    settings = DemoSettings(synth_preset=scale, seed=seed, out=out_dir, device=device)
+    run_demo(workspace(ctx), settings)
+    table = out_dir / "table.md"
+    if table.is_file():
+        out.print(table.read_text(), markup=False, highlight=False, soft_wrap=True)
+    out.print(f"tables and plots: {out_dir}/")
 
 
 def main(argv: list[str] | None = None) -> int:

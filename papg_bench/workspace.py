@@ -7,6 +7,7 @@ Layout under the workspace root (default ``./papg-work``, ``--work DIR`` or ``PA
     generated/<dataset>/<run>/       generated image stores (same format as datasets/)
     runs/<dataset>/<run>/            re-identification training runs
     results/<dataset>/               one JSON record per evaluation (+ per-query JSONL)
+    reports/<dataset>/               tables (Markdown, CSV, LaTeX) and plots written by ``report``
 """
 
 from __future__ import annotations
@@ -53,6 +54,9 @@ class Workspace:
 
     def results_dir(self, dataset: str) -> Path:
         return self.root / "results" / dataset
+
+    def reports_dir(self, dataset: str) -> Path:
+        return self.root / "reports" / dataset
 
 
 def _tmp_sibling(path: Path) -> Path:

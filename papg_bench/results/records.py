@@ -23,6 +23,7 @@ Record fields (format 1)::
 from __future__ import annotations
 
 import json
+import numbers
 import re
 from collections.abc import Iterable
 from pathlib import Path
@@ -72,11 +73,26 @@ def validate_record(record: Any, source: str) -> dict[str, Any]:
         raise UserError(f"{source}: result record lacks {', '.join(missing)}: re-run the evaluation.")
     if not record["trials"]:
         raise UserError(f"{source}: result record has no trials: re-run the evaluation.")
+    if not isinstance(record["trials"], list):
+        raise UserError(f"{source}: 'trials' must be a list of per-trial results: re-run the evaluation.")
     for trial in record["trials"]:
+        if not isinstance(trial, dict):
+            raise UserError(f"{source}: every trial must be a JSON object: re-run the evaluation.")
         for key in ("trial", "cmc", "mAP", "mINP"):
             if key not in trial:
                 raise UserError(f"{source}: a trial lacks '{key}': re-run the evaluation.")
+        cmc = trial["cmc"].tolist() if hasattr(trial["cmc"], "tolist") else trial["cmc"]
+        if not isinstance(cmc, (list, tuple)) or not cmc or not all(_is_number(v) for v in cmc):
+            raise UserError(f"{source}: trial {trial['trial']}: 'cmc' must be a non-empty list of numbers: "
+                            "re-run the evaluation.")
+        if not (_is_number(trial["mAP"]) and _is_number(trial["mINP"])):
+            raise UserError(f"{source}: trial {trial['trial']}: 'mAP' and 'mINP' must be numbers: "
+                            "re-run the evaluation.")
     return record
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)  # numpy scalars are Real too
 
 
 def write_record(path: Path, record: dict[str, Any]) -> Path:

@@ -1,0 +1,199 @@
+"""SYSU-MM01 query and gallery, exactly as the widely used VI-ReID evaluation builds them.
+
+Query: every IR image of the test ids: ids ascending, then cam3, cam6, then sorted file names.
+
+Gallery of trial ``t`` (``sampling="seed"``, what nearly all VI-ReID code reports): ``random.seed(t)``, then
+for each test id ascending, for each RGB camera of the mode in order (all: cam1, cam2, cam4, cam5; indoor:
+cam1, cam2) that has a non-empty folder for that id, ``random.choice`` of the sorted file names
+(single-shot), or ``random.sample(files, min(10, len(files)))`` (multi-shot, ``shots=10``).
+
+``sampling="official"``: the dataset authors' fixed permutation ``<root>/exp/rand_perm_cam.mat``. Its
+variable ``rand_perm_cam`` holds, per camera (index cam-1) and identity (index id-1), one row per trial of
+image numbers; trial ``t`` takes the first ``shots`` numbers of row ``t`` as ``camK/NNNN/NNNN.jpg``,
+cameras in the mode's order on the outside and ids ascending inside.
+"""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from papg_bench.data.records import IMAGE_SUFFIXES
+from papg_bench.data.sysu import IR_CAMERAS, camera_folders, read_split_ids
+from papg_bench.errors import UserError
+from papg_bench.protocols.splits import Split
+
+MODES = {"all": (1, 2, 4, 5), "indoor": (1, 2)}
+SAMPLINGS = ("seed", "official")
+SHOTS = (1, 10)
+TRIALS = tuple(range(10))
+PERM_FILE = "rand_perm_cam.mat"
+
+
+def check_options(mode: str, shots: int, sampling: str) -> None:
+    if mode not in MODES:
+        raise UserError(f"--mode {mode!r}: SYSU-MM01 modes are 'all' and 'indoor'.")
+    if shots not in SHOTS:
+        raise UserError(f"--shots {shots}: SYSU-MM01 galleries are single-shot (1) or multi-shot (10).")
+    if sampling not in SAMPLINGS:
+        raise UserError(f"--sampling {sampling!r}: use 'seed' (random.seed(trial)) or 'official' (rand_perm_cam.mat).")
+
+
+def protocol_id(mode: str, shots: int, sampling: str, rerank: bool = False) -> str:
+    """E.g. ``sysu/all/single-shot/seed-trials/v1``; re-ranking adds a ``rerank`` segment before the version."""
+    gallery = "single-shot" if shots == 1 else "multi-shot"
+    draws = "seed-trials" if sampling == "seed" else "official-perm"
+    return f"sysu/{mode}/{gallery}/{draws}{'/rerank' if rerank else ''}/v1"
+
+
+def _id_folders(root: Path) -> dict[int, dict[int, Path]]:
+    """camera -> id -> folder, for every numeric identity folder."""
+    folders: dict[int, dict[int, Path]] = {}
+    for cam, cam_dir in camera_folders(root).items():
+        folders[cam] = {int(d.name): d for d in cam_dir.iterdir() if d.is_dir() and d.name.isdigit()}
+    return folders
+
+
+def _images(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+
+
+def _rel(folder: Path, name: str) -> str:
+    return f"{folder.parent.name}/{folder.name}/{name}"
+
+
+def evaluation_ids(root: Path) -> list[int]:
+    """The test ids (exp/test_id.txt), ascending."""
+    return sorted(set(read_split_ids(Path(root))["test"]))
+
+
+def query_split(root: Path, folders: dict[int, dict[int, Path]] | None = None) -> Split:
+    """Every IR image of the test ids (ids ascending, cam3 then cam6, sorted file names)."""
+    root = Path(root)
+    ids = evaluation_ids(root)
+    folders = folders if folders is not None else _id_folders(root)
+    rows = []
+    for pid in ids:
+        for cam in IR_CAMERAS:
+            folder = folders.get(cam, {}).get(pid)
+            if folder is not None:
+                rows.extend((_rel(folder, name), pid, cam) for name in _images(folder))
+    if not rows:
+        raise UserError(f"{root}: the test ids have no IR images under cam3/ or cam6/: the query set is empty.")
+    return Split.from_rows(rows)
+
+
+def seed_gallery(root: Path, mode: str, trial: int, shots: int,
+                 folders: dict[int, dict[int, Path]] | None = None) -> Split:
+    root = Path(root)
+    folders = folders if folders is not None else _id_folders(root)
+    rng = random.Random(trial)  # the same stream as random.seed(trial) + random.choice
+    rows = []
+    for pid in evaluation_ids(root):
+        for cam in MODES[mode]:
+            folder = folders.get(cam, {}).get(pid)
+            files = _images(folder) if folder is not None else []
+            if not files:
+                continue
+            if shots == 1:
+                picked = [rng.choice(files)]
+            else:
+                picked = rng.sample(files, min(shots, len(files)))
+            rows.extend((_rel(folder, name), pid, cam) for name in picked)
+    if not rows:
+        raise UserError(f"{root}: the test ids have no RGB images under the {mode} cameras: the gallery is empty.")
+    return Split.from_rows(rows)
+
+
+def _cell(value: Any) -> Any:
+    """Unwrap MATLAB cells loaded by scipy (object arrays holding one element)."""
+    while isinstance(value, np.ndarray) and value.dtype == object and value.size == 1:
+        value = value.item()
+    return value
+
+
+def _perm_entry(perm: Any, cam: int, pid: int, path: Path) -> np.ndarray:
+    """The (trials x images) image-number matrix of one camera and identity; empty when it has none."""
+    top = np.asarray(perm)
+    if top.dtype == object and top.ndim == 2 and min(top.shape) > 1:  # one 2-D cell: cameras x ids
+        entry = top[cam - 1, pid - 1] if cam - 1 < top.shape[0] and pid - 1 < top.shape[1] else None
+    else:
+        cams = top.ravel()
+        if cam - 1 >= len(cams):
+            raise UserError(f"{path}: rand_perm_cam has {len(cams)} cameras, camera {cam} is missing.")
+        per_id = np.asarray(_cell(cams[cam - 1]))
+        per_id = per_id.ravel() if per_id.dtype == object else per_id.reshape(-1)
+        entry = per_id[pid - 1] if pid - 1 < len(per_id) else None
+    entry = _cell(entry)
+    if entry is None:
+        return np.zeros((0, 0), dtype=np.int64)
+    numbers = np.asarray(entry)
+    if numbers.dtype == object or not np.issubdtype(numbers.dtype, np.number):
+        raise UserError(f"{path}: rand_perm_cam entry of cam{cam} id {pid} is not a numeric matrix.")
+    return np.atleast_2d(numbers) if numbers.size else np.zeros((0, 0), dtype=np.int64)
+
+
+def load_permutation(root: Path) -> Any:
+    path = Path(root) / "exp" / PERM_FILE
+    if not path.is_file():
+        raise UserError(
+            f"{path} is missing: --sampling official needs the dataset authors' rand_perm_cam.mat (from the "
+            "SYSU-MM01 evaluation code) in exp/; or use --sampling seed."
+        )
+    from scipy.io import loadmat
+
+    try:
+        mat = loadmat(str(path))
+    except Exception as exc:  # scipy raises several types for a corrupt or non-MAT file
+        raise UserError(f"{path} could not be read as a MATLAB file ({exc}).") from None
+    if "rand_perm_cam" not in mat:
+        names = ", ".join(k for k in mat if not k.startswith("__")) or "none"
+        raise UserError(f"{path} has no variable rand_perm_cam (it has: {names}).")
+    return mat["rand_perm_cam"]
+
+
+def official_gallery(root: Path, mode: str, trial: int, shots: int, perm: Any | None = None) -> Split:
+    root = Path(root)
+    path = root / "exp" / PERM_FILE
+    perm = perm if perm is not None else load_permutation(root)
+    ids = evaluation_ids(root)
+    rows = []
+    for cam in MODES[mode]:
+        for pid in ids:
+            numbers = _perm_entry(perm, cam, pid, path)
+            if numbers.size == 0:
+                continue
+            if trial >= numbers.shape[0]:
+                raise UserError(f"{path}: cam{cam} id {pid} has {numbers.shape[0]} trial rows, trial {trial} asked.")
+            for number in numbers[trial, :shots]:
+                rel = f"cam{cam}/{pid:04d}/{int(number):04d}.jpg"
+                if not (root / rel).is_file():
+                    raise UserError(f"{path} names {root / rel}, which does not exist: check --root.")
+                rows.append((rel, pid, cam))
+    if not rows:
+        raise UserError(f"{path}: no gallery images for the test ids under the {mode} cameras.")
+    return Split.from_rows(rows)
+
+
+def query_gallery(
+    root: Path | str,
+    mode: str = "all",
+    trial: int = 0,
+    shots: int = 1,
+    sampling: str = "seed",
+) -> tuple[Split, Split]:
+    """The (query, gallery) of one SYSU-MM01 trial; paths relative to ``root``."""
+    root = Path(root)
+    check_options(mode, shots, sampling)
+    if trial not in TRIALS:
+        raise UserError(f"SYSU-MM01 trial {trial}: trials are 0..9.")
+    folders = _id_folders(root)
+    query = query_split(root, folders)
+    if sampling == "seed":
+        gallery = seed_gallery(root, mode, trial, shots, folders)
+    else:
+        gallery = official_gallery(root, mode, trial, shots)
+    return query, gallery

@@ -1,0 +1,302 @@
+"""Group result records into paper tables: cells (mean +- std over seeds x trials), gains, bootstrap intervals.
+
+A table holds the records of one protocol family (SYSU-MM01 or RegDB) and one protocol variant
+(shots, gallery sampling, re-ranking); the main variant is single-shot, seed sampling, no re-ranking.
+Rows are baselines, each followed by its augmented rows; every baseline gets a row for every
+augmentation present in the table, so a missing combination shows up as missing instead of vanishing.
+All numbers here are in percent.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from papg_bench.results.records import SUMMARY_KEYS
+
+FAMILY_MODES = {"sysu": ("all", "indoor"), "regdb": ("v2t", "t2v")}
+MODE_FAMILY = {mode: family for family, modes in FAMILY_MODES.items() for mode in modes}
+FAMILY_TITLES = {"sysu": "SYSU-MM01", "regdb": "RegDB"}
+TABLE_METRICS = ("rank1", "rank10", "rank20", "mAP")
+BASELINE_NAMES = {"agw": "AGW", "cgrnet": "CGRNet", "dart": "DART"}
+BASELINE_ORDER = ("agw", "cgrnet", "dart")
+NO_AUGMENT = "none"
+OURS = "papg"
+
+RunKey = tuple[Any, int]  # (seed, trial); seed may be None
+
+
+@dataclass(frozen=True, order=True)
+class Variant:
+    """Protocol variant of a table; ``distance`` is set only when a family's records mix distances."""
+
+    family: str
+    shots: int = 1
+    sampling: str = ""
+    rerank: str = ""  # canonical JSON of the re-ranking parameters, "" for none
+    distance: str = ""
+
+    @property
+    def is_main(self) -> bool:
+        return self.shots == 1 and self.sampling in ("", "seed") and not self.rerank
+
+    @property
+    def title(self) -> str:
+        parts = [FAMILY_TITLES.get(self.family, self.family)]
+        parts.append("single-shot" if self.shots == 1 else f"multi-shot ({self.shots})")
+        if self.sampling:
+            parts.append(f"{self.sampling} sampling")
+        if self.rerank:
+            params = json.loads(self.rerank)
+            if isinstance(params, dict):
+                text = ", ".join(f"{'λ' if k == 'lambda' else k}={v}" for k, v in sorted(params.items()))
+            else:
+                text = str(params)
+            parts.append(f"re-ranking ({text})")
+        if self.distance:
+            parts.append(f"{self.distance} distance")
+        return ", ".join(parts)
+
+    @property
+    def slug(self) -> str:
+        parts = [self.family, "single-shot" if self.shots == 1 else f"multi-shot-{self.shots}"]
+        if self.sampling:
+            parts.append(self.sampling)
+        if self.rerank:
+            params = json.loads(self.rerank)
+            values = "-".join(str(v) for _, v in sorted(params.items())) if isinstance(params, dict) else ""
+            parts.append(f"rerank-{values}" if values else "rerank")
+        if self.distance:
+            parts.append(self.distance)
+        return "_".join(p.replace("/", "-").replace(" ", "-") for p in parts)
+
+    @property
+    def modes(self) -> tuple[str, ...]:
+        return FAMILY_MODES.get(self.family, ())
+
+
+@dataclass(frozen=True)
+class Stat:
+    mean: float
+    std: float
+    n_seeds: int
+    n_trials: int
+
+
+@dataclass
+class Cell:
+    """The runs of one baseline/augmentation/mode: metric values and CMC curves keyed by (seed, trial)."""
+
+    values: dict[str, dict[RunKey, float]] = field(default_factory=lambda: {k: {} for k in SUMMARY_KEYS})
+    curves: dict[RunKey, np.ndarray] = field(default_factory=dict)
+    paths: list[str] = field(default_factory=list)
+
+    def stat(self, metric: str) -> Stat:
+        runs = self.values[metric]
+        data = np.array(list(runs.values()), dtype=float)
+        seeds = {seed for seed, _ in runs}
+        trials = {trial for _, trial in runs}
+        return Stat(float(data.mean()), float(data.std()), len(seeds), len(trials))
+
+    def curve_runs(self) -> np.ndarray:
+        """Every run's CMC curve (percent), cut to the shortest, as an array (runs x ranks)."""
+        curves = [self.curves[k] for k in sorted(self.curves, key=_run_sort_key)]
+        length = min(len(c) for c in curves)
+        return np.stack([c[:length] for c in curves])
+
+
+@dataclass(frozen=True)
+class Gain:
+    """Augmented minus baseline, in percentage points. ``shown`` is the difference of the shown values."""
+
+    diff: float
+    shown: float
+    ci: tuple[float, float] | None
+    n_pairs: int
+    n_seeds: int
+
+    @property
+    def significant(self) -> bool:
+        return self.ci is not None and (self.ci[0] > 0 or self.ci[1] < 0)
+
+
+@dataclass
+class Row:
+    baseline: str
+    augment: str
+    label: str
+    cells: dict[str, Cell]
+    gains: dict[tuple[str, str], Gain | None] = field(default_factory=dict)  # (mode, metric); augmented rows
+
+    @property
+    def is_augmented(self) -> bool:
+        return self.augment != NO_AUGMENT
+
+    def stat(self, mode: str, metric: str) -> Stat | None:
+        cell = self.cells.get(mode)
+        return cell.stat(metric) if cell is not None else None
+
+
+@dataclass
+class ResultTable:
+    variant: Variant
+    modes: tuple[str, ...]
+    rows: list[Row]
+    resamples: int
+    level: float
+
+    def best(self, mode: str, metric: str) -> float | None:
+        """The highest shown (two-decimal) value of a column, or None when the column is empty."""
+        shown = [round(s.mean, 2) for row in self.rows if (s := row.stat(mode, metric)) is not None]
+        return max(shown) if shown else None
+
+    def has_intervals(self) -> bool:
+        return any(g is not None and g.ci is not None for row in self.rows for g in row.gains.values())
+
+
+def baseline_label(baseline: str) -> str:
+    return BASELINE_NAMES.get(baseline, baseline)
+
+
+def augment_label(augment: str) -> str:
+    return "+ PAPG (ours)" if augment == OURS else f"+ {augment}"
+
+
+def paired_bootstrap_ci(
+    differences: Iterable[float], *, resamples: int = 10_000, level: float = 0.95, seed: int = 0
+) -> tuple[float, float]:
+    """Percentile bootstrap interval of the mean of paired differences (resampling pairs).
+
+    Uses a fixed-seed numpy Generator, so the same differences always give the same interval.
+    """
+    d = np.asarray(list(differences), dtype=float)
+    if d.size == 0:
+        raise ValueError("paired_bootstrap_ci needs at least one difference")
+    rng = np.random.default_rng(seed)
+    means = np.empty(resamples)
+    chunk = max(1, 4_000_000 // d.size)  # bounds the index array's memory
+    for start in range(0, resamples, chunk):
+        n = min(chunk, resamples - start)
+        means[start : start + n] = d[rng.integers(0, d.size, size=(n, d.size))].mean(axis=1)
+    alpha = (1.0 - level) / 2.0
+    low, high = np.quantile(means, [alpha, 1.0 - alpha])
+    return float(low), float(high)
+
+
+def _run_sort_key(key: RunKey) -> tuple[int, Any, int]:
+    seed, trial = key
+    return (seed is None, seed if seed is not None else 0, trial)
+
+
+def _family(record: dict[str, Any]) -> str:
+    mode = record["mode"]
+    return MODE_FAMILY.get(mode) or str(record["protocol"]).split("/")[0]
+
+
+def _variant(record: dict[str, Any], with_distance: bool) -> Variant:
+    rerank = record.get("rerank")
+    family = _family(record)
+    return Variant(
+        family=family,
+        shots=int(record.get("shots") or 1),
+        # seed sampling is the SYSU default, so a record that does not say is not set apart from those that do
+        sampling=str(record.get("sampling") or ("seed" if family == "sysu" else "")),
+        rerank=json.dumps(rerank, sort_keys=True) if rerank else "",
+        distance=str(record.get("distance") or "") if with_distance else "",
+    )
+
+
+def _baseline(record: dict[str, Any]) -> str:
+    if record.get("baseline"):
+        return str(record["baseline"])
+    source = record.get("features") or record.get("run") or record.get("_path") or "features"
+    return Path(str(source)).stem
+
+
+def _order(values: Iterable[str], first: tuple[str, ...]) -> list[str]:
+    return sorted(set(values), key=lambda v: (first.index(v) if v in first else len(first), v))
+
+
+def _select_latest(records: list[dict[str, Any]], notes: list[str]) -> dict[tuple, dict[str, Any]]:
+    """One record per (variant, baseline, augment, mode, seed): the newest, with a note when others exist."""
+    families_distances: dict[str, set[str]] = defaultdict(set)
+    for record in records:
+        families_distances[_family(record)].add(str(record.get("distance") or ""))
+    chosen: dict[tuple, list[dict[str, Any]]] = defaultdict(list)
+    for record in records:
+        variant = _variant(record, with_distance=len(families_distances[_family(record)]) > 1)
+        key = (variant, _baseline(record), str(record.get("augment") or NO_AUGMENT), record["mode"], record.get("seed"))
+        chosen[key].append(record)
+    selected = {}
+    for key, group in chosen.items():
+        group.sort(key=lambda r: (str(r.get("created") or ""), str(r.get("_path") or "")))
+        selected[key] = group[-1]
+        if len(group) > 1:
+            others = ", ".join(str(r.get("_path")) for r in group[:-1])
+            notes.append(f"{len(group)} records for {key[1]}/{key[2]}/{key[3]} seed {key[4]} ({key[0].title}): "
+                         f"using the newest, {group[-1].get('_path')}; ignoring {others}")
+    return selected
+
+
+def _fill_cell(cell: Cell, record: dict[str, Any]) -> None:
+    seed = record.get("seed")
+    cell.paths.append(str(record.get("_path") or ""))
+    for trial in record["trials"]:
+        key = (seed, int(trial["trial"]))
+        cmc = np.asarray(trial["cmc"], dtype=float) * 100.0
+        for k in (1, 5, 10, 20):
+            cell.values[f"rank{k}"][key] = float(cmc[min(k, len(cmc)) - 1])
+        cell.values["mAP"][key] = float(trial["mAP"]) * 100.0
+        cell.values["mINP"][key] = float(trial["mINP"]) * 100.0
+        cell.curves[key] = cmc
+
+
+def _gain(base: Cell | None, aug: Cell | None, metric: str, resamples: int, level: float) -> Gain | None:
+    if base is None or aug is None:
+        return None
+    b, a = base.stat(metric), aug.stat(metric)
+    pairs = sorted(set(base.values[metric]) & set(aug.values[metric]), key=_run_sort_key)
+    diffs = [aug.values[metric][k] - base.values[metric][k] for k in pairs]
+    n_seeds = len({seed for seed, _ in pairs})
+    ci = paired_bootstrap_ci(diffs, resamples=resamples, level=level) if n_seeds >= 2 else None
+    shown = round(round(a.mean, 2) - round(b.mean, 2), 2)
+    return Gain(a.mean - b.mean, shown, ci, len(pairs), n_seeds)
+
+
+def build_tables(
+    records: Iterable[dict[str, Any]], *, resamples: int = 10_000, level: float = 0.95
+) -> tuple[list[ResultTable], list[str]]:
+    """Group validated records into tables (main variant first) and return them with notes for the user."""
+    notes: list[str] = []
+    selected = _select_latest(list(records), notes)
+    cells: dict[Variant, dict[tuple[str, str], dict[str, Cell]]] = defaultdict(lambda: defaultdict(dict))
+    for (variant, baseline, augment, mode, _seed), record in sorted(selected.items(), key=lambda kv: str(kv[0])):
+        cell = cells[variant][(baseline, augment)].setdefault(mode, Cell())
+        _fill_cell(cell, record)
+
+    tables = []
+    for variant in sorted(cells, key=lambda v: (not v.is_main, v)):
+        groups = cells[variant]
+        present_modes = {mode for by_mode in groups.values() for mode in by_mode}
+        modes = tuple(m for m in variant.modes) + tuple(sorted(present_modes - set(variant.modes)))
+        augments = [a for a in _order((a for _, a in groups), (NO_AUGMENT, OURS)) if a != NO_AUGMENT]
+        rows: list[Row] = []
+        for baseline in _order((b for b, _ in groups), BASELINE_ORDER):
+            base = Row(baseline, NO_AUGMENT, baseline_label(baseline), groups.get((baseline, NO_AUGMENT), {}))
+            rows.append(base)
+            for augment in augments:
+                row = Row(baseline, augment, augment_label(augment), groups.get((baseline, augment), {}))
+                for mode in modes:
+                    for metric in SUMMARY_KEYS:
+                        row.gains[(mode, metric)] = _gain(
+                            base.cells.get(mode), row.cells.get(mode), metric, resamples, level
+                        )
+                rows.append(row)
+        tables.append(ResultTable(variant, modes, rows, resamples, level))
+    return tables, notes

@@ -1,0 +1,184 @@
+"""Paper tables from hand-made records: golden Markdown, CSV and LaTeX, missing combinations, bold-best."""
+
+from __future__ import annotations
+
+from report_records import record, trial
+
+from papg_bench.results.aggregate import build_tables
+from papg_bench.results.tables import render_csv, render_latex, render_markdown
+
+
+def two_baselines() -> list[dict]:
+    """AGW with and without PAPG (no PAPG indoor record); CGRNet without any PAPG record; one seed."""
+    return [
+        record("agw", "none", "all", [trial(0, .40, .70, .80, .35), trial(1, .42, .72, .82, .37)]),
+        record("agw", "papg", "all", [trial(0, .50, .75, .79, .40), trial(1, .52, .77, .79, .42)]),
+        record("agw", "none", "indoor", [trial(0, .50, .80, .90, .45), trial(1, .50, .80, .90, .45)]),
+        record("cgrnet", "none", "all", [trial(0, .45, .74, .86, .38)]),
+        record("cgrnet", "none", "indoor", [trial(0, .48, .82, .88, .46)]),
+    ]
+
+
+def two_seeds() -> list[dict]:
+    """AGW with and without PAPG on all-search, seeds 0 and 1, one trial each: constant differences."""
+    values = {"none": (.40, .70, .80, .35, .20), "papg": (.50, .75, .79, .40, .25)}
+    return [record("agw", augment, "all", [trial(0, *v)], seed=seed)
+            for seed in (0, 1) for augment, v in values.items()]
+
+
+GOLDEN_MD = """\
+### SYSU-MM01, single-shot, seed sampling
+
+| Method | All R-1 | All R-10 | All R-20 | All mAP | Indoor R-1 | Indoor R-10 | Indoor R-20 | Indoor mAP |
+|:---|---:|---:|---:|---:|---:|---:|---:|---:|
+| AGW | 41.00 | 71.00 | 81.00 | 36.00 | **50.00** | 80.00 | **90.00** | 45.00 |
+| + PAPG (ours) | **51.00** | **76.00** | 79.00 | **41.00** | – | – | – | – |
+|  | ↑ 10.00 | ↑ 5.00 | ↓ 2.00 | ↑ 5.00 | – | – | – | – |
+| CGRNet | 45.00 | 74.00 | **86.00** | 38.00 | 48.00 | **82.00** | 88.00 | **46.00** |
+| + PAPG (ours) | – | – | – | – | – | – | – | – |
+|  | – | – | – | – | – | – | – | – |
+
+Values in %, mean over 1–2 trials × 1 seed; ↑/↓: change against the baseline row above; –: no record.
+
+No confidence intervals for the gains: they need runs of two or more seeds.
+"""
+
+GOLDEN_MD_SEEDS = """\
+### SYSU-MM01, single-shot, seed sampling
+
+| Method | All R-1 | All R-10 | All R-20 | All mAP | Indoor R-1 | Indoor R-10 | Indoor R-20 | Indoor mAP |
+|:---|---:|---:|---:|---:|---:|---:|---:|---:|
+| AGW | 40.00 | 70.00 | **80.00** | 35.00 | – | – | – | – |
+| + PAPG (ours) | **50.00** | **75.00** | 79.00 | **40.00** | – | – | – | – |
+|  | ↑ 10.00\\* | ↑ 5.00\\* | ↓ 1.00\\* | ↑ 5.00\\* | – | – | – | – |
+
+Values in %, mean over 1 trial × 2 seeds; ↑/↓: change against the baseline row above; –: no record.
+
+\\* gain whose paired bootstrap 95% confidence interval over seeds × trials (10,000 resamples) excludes zero; \
+intervals in table.csv.
+"""
+
+GOLDEN_CSV = """\
+table,baseline,augment,mode,metric,mean,std,n_seeds,n_trials,gain,ci_low,ci_high,significant
+sysu_single-shot_seed,agw,none,all,rank1,40.0000,0.0000,2,1,,,,
+sysu_single-shot_seed,agw,none,all,rank5,40.0000,0.0000,2,1,,,,
+sysu_single-shot_seed,agw,none,all,rank10,70.0000,0.0000,2,1,,,,
+sysu_single-shot_seed,agw,none,all,rank20,80.0000,0.0000,2,1,,,,
+sysu_single-shot_seed,agw,none,all,mAP,35.0000,0.0000,2,1,,,,
+sysu_single-shot_seed,agw,none,all,mINP,20.0000,0.0000,2,1,,,,
+sysu_single-shot_seed,agw,papg,all,rank1,50.0000,0.0000,2,1,10.0000,10.0000,10.0000,true
+sysu_single-shot_seed,agw,papg,all,rank5,50.0000,0.0000,2,1,10.0000,10.0000,10.0000,true
+sysu_single-shot_seed,agw,papg,all,rank10,75.0000,0.0000,2,1,5.0000,5.0000,5.0000,true
+sysu_single-shot_seed,agw,papg,all,rank20,79.0000,0.0000,2,1,-1.0000,-1.0000,-1.0000,true
+sysu_single-shot_seed,agw,papg,all,mAP,40.0000,0.0000,2,1,5.0000,5.0000,5.0000,true
+sysu_single-shot_seed,agw,papg,all,mINP,25.0000,0.0000,2,1,5.0000,5.0000,5.0000,true
+"""
+
+GOLDEN_TEX = "\n".join([
+    r"% papg-bench report for dataset sysu; needs \usepackage{booktabs}",
+    r"\begin{table}[t]",
+    r"\centering",
+    r"\caption{SYSU-MM01, single-shot, seed sampling (sysu). Values in \%.}",
+    r"\begin{tabular}{lcccccccc}",
+    r"\toprule",
+    r" & \multicolumn{4}{c}{All-search} & \multicolumn{4}{c}{Indoor-search} \\",
+    r"\cmidrule(lr){2-5} \cmidrule(lr){6-9}",
+    r"Method & Rank-1 & Rank-10 & Rank-20 & mAP & Rank-1 & Rank-10 & Rank-20 & mAP \\",
+    r"\midrule",
+    r"AGW & 40.00 & 70.00 & \textbf{80.00} & 35.00 & -- & -- & -- & -- \\",
+    r"+ PAPG (ours) & \textbf{50.00} & \textbf{75.00} & 79.00 & \textbf{40.00} & -- & -- & -- & -- \\",
+    r" & $\uparrow$ 10.00$^{*}$ & $\uparrow$ 5.00$^{*}$ & $\downarrow$ 1.00$^{*}$ & $\uparrow$ 5.00$^{*}$ "
+    r"& -- & -- & -- & -- \\",
+    r"\bottomrule",
+    r"\end{tabular}",
+    r"\par\smallskip",
+    r"{\footnotesize Mean over 1 trial $\times$ 2 seeds; $\uparrow$/$\downarrow$: change against the baseline row "
+    r"above; --: no record. $^{*}$ gain whose paired bootstrap 95\% confidence interval over seeds $\times$ trials "
+    r"(10,000 resamples) excludes zero; intervals in table.csv.}",
+    r"\end{table}",
+    "",
+])
+
+
+def test_markdown_golden_with_missing_combinations_and_bold_best() -> None:
+    tables, notes = build_tables(two_baselines())
+    assert notes == []
+    assert render_markdown(tables) == GOLDEN_MD
+
+
+def test_markdown_csv_latex_golden_with_two_seeds() -> None:
+    tables, _ = build_tables(two_seeds())
+    assert render_markdown(tables) == GOLDEN_MD_SEEDS
+    assert render_csv(tables) == GOLDEN_CSV
+    assert render_latex(tables, "sysu") == GOLDEN_TEX
+
+
+def test_latex_groups_baselines_with_midrule_and_escapes_names() -> None:
+    records = two_baselines() + [record("agw", "my_aug&co", "all", [trial(0, .41, .70, .80, .36)])]
+    text = render_latex(build_tables(records)[0], "sysu_v2")
+    assert r"+ my\_aug\&co & 41.00" in text
+    assert r"(sysu\_v2)" in text
+    body = text.split(r"\midrule", 1)[1]
+    assert body.count(r"\midrule") == 1  # one rule between AGW's rows and CGRNet's
+    assert "CGRNet & 45.00" in body.split(r"\midrule")[1]
+
+
+def test_regdb_columns_and_augment_row_names() -> None:
+    records = [
+        record("agw", "none", "v2t", [trial(1, .60, .80, .90, .55)]),
+        record("agw", "channel", "v2t", [trial(1, .58, .80, .91, .54)]),
+        record("agw", "none", "t2v", [trial(1, .61, .81, .92, .56)]),
+    ]
+    text = render_markdown(build_tables(records)[0])
+    assert text.splitlines()[0] == "### RegDB, single-shot"
+    assert "| Method | V→T R-1 | V→T R-10 | V→T R-20 | V→T mAP | T→V R-1 | T→V R-10 | T→V R-20 | T→V mAP |" in text
+    assert "| + channel | 58.00 | **80.00** | **91.00** | 54.00 | – | – | – | – |" in text
+    assert "|  | ↓ 2.00 | 0.00 | ↑ 1.00 | ↓ 1.00 | – | – | – | – |" in text
+    latex = render_latex(build_tables(records)[0], "regdb")
+    assert r"\multicolumn{4}{c}{Visible$\rightarrow$Thermal}" in latex
+
+
+def test_protocol_variants_get_their_own_tables_main_first() -> None:
+    main = two_seeds()
+    rerank = record("agw", "none", "all", [trial(0, .60, .80, .90, .50)], rerank={"k1": 20, "k2": 6, "lambda": 0.3})
+    multi = record("agw", "none", "all", [trial(0, .70, .85, .95, .60)], shots=10)
+    official = record("agw", "papg", "all", [trial(0, .65, .85, .95, .60)], sampling="official")
+    tables, _ = build_tables([rerank, multi, official, *main])
+    titles = [t.variant.title for t in tables]
+    assert titles[0] == "SYSU-MM01, single-shot, seed sampling"
+    assert set(titles[1:]) == {
+        "SYSU-MM01, single-shot, seed sampling, re-ranking (k1=20, k2=6, λ=0.3)",
+        "SYSU-MM01, multi-shot (10), seed sampling",
+        "SYSU-MM01, single-shot, official sampling",
+    }
+    # the main table holds only the main records: their best rank-1 is 50.00, not the variants' 60-70
+    assert tables[0].best("all", "rank1") == 50.0
+    official_table = next(t for t in tables if t.variant.sampling == "official")
+    assert [r.label for r in official_table.rows] == ["AGW", "+ PAPG (ours)"]
+    assert official_table.rows[0].cells == {}  # its baseline was not evaluated that way: shown missing
+
+
+def test_sysu_record_without_sampling_joins_the_seed_sampling_table() -> None:
+    records = [record("agw", "none", "all", [trial(0, .4, .7, .8, .3)], sampling=None),
+               record("agw", "papg", "all", [trial(0, .5, .7, .8, .3)])]
+    [table], _ = build_tables(records)
+    assert table.variant.title == "SYSU-MM01, single-shot, seed sampling"
+    assert table.rows[1].gains[("all", "rank1")].shown == 10.0
+
+
+def test_newest_duplicate_wins_with_a_note() -> None:
+    old = record("agw", "none", "all", [trial(0, .10, .20, .30, .10)], created="2024-01-01T00:00:00", _path="a.json")
+    new = record("agw", "none", "all", [trial(0, .40, .70, .80, .35)], created="2024-02-01T00:00:00", _path="b.json")
+    tables, notes = build_tables([new, old])
+    assert tables[0].rows[0].stat("all", "rank1").mean == 40.0
+    assert len(notes) == 1 and "b.json" in notes[0] and "a.json" in notes[0]
+
+
+def test_ties_are_all_bold_and_user_features_get_their_own_row() -> None:
+    records = [
+        record("agw", "none", "all", [trial(0, .40, .70, .80, .35)]),
+        record(None, None, "all", [trial(0, .40, .60, .70, .30)], features="runs/mine/features.npz"),
+    ]
+    text = render_markdown(build_tables(records)[0])
+    assert "| AGW | **40.00** | **70.00** | **80.00** | **35.00** |" in text
+    assert "| features | **40.00** | 60.00 | 70.00 | 30.00 |" in text
