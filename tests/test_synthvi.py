@@ -1,0 +1,169 @@
+"""synthvi: layouts that the project's readers and `prepare` accept, ground truth, determinism, the CLI,
+and the learnability check (the modality gap is real and learnable)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from papg_bench.cli import main
+from papg_bench.data import synthvi
+from papg_bench.data.prepare import prepare_store
+from papg_bench.data.regdb import read_list, read_regdb
+from papg_bench.data.store import open_store
+from papg_bench.data.synthvi import KEYPOINTS_HEADER, ensure_synthvi, read_keypoints, read_meta, synthesize
+from papg_bench.data.sysu import read_sysu
+from papg_bench.errors import UserError
+
+
+@pytest.fixture(scope="module")
+def sysu_tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return synthesize(tmp_path_factory.mktemp("synthvi") / "sysu", "sysu", preset="tiny", seed=0, workers=2).root
+
+
+def _image(path: Path) -> np.ndarray:
+    with Image.open(path) as img:
+        return np.asarray(img.convert("RGB"))
+
+
+def test_sysu_layout_passes_reader_with_ground_truth(sysu_tiny: Path) -> None:
+    listing = read_sysu(sysu_tiny)
+    meta = read_meta(sysu_tiny)
+    assert meta is not None and meta["complete"] and meta["images"] == len(listing.records)
+    assert listing.info["split_ids"] == meta["split_ids"]
+    by_split: dict[str, set[int]] = {"train": set(), "val": set(), "test": set()}
+    for r in listing.records:
+        by_split[r.split].add(r.pid)
+    assert all(by_split.values()) and not (by_split["test"] & (by_split["train"] | by_split["val"]))
+    for pid in by_split["test"]:  # every test identity can be queried (IR) and found (RGB)
+        cams = {r.cam for r in listing.records if r.pid == pid}
+        assert cams & {3, 6} and cams & {1, 2, 4, 5}
+    points = read_keypoints(sysu_tiny / "synthvi" / "keypoints.csv")
+    assert (sysu_tiny / "synthvi" / "keypoints.csv").read_text().splitlines()[0] == KEYPOINTS_HEADER
+    assert set(points) == {r.path for r in listing.records}
+    h, w = meta["image_size"]
+    seen = np.zeros(18, dtype=int)
+    for r in listing.records[::7]:
+        img, twin = _image(sysu_tiny / r.path), _image(sysu_tiny / "synthvi" / "counterparts" / r.path)
+        assert img.shape == twin.shape == (h, w, 3)
+        grey, colour = (twin, img) if r.modality == "V" else (img, twin)
+        assert np.array_equal(grey[..., 0], grey[..., 1]) and np.array_equal(grey[..., 1], grey[..., 2])
+        assert not np.array_equal(colour[..., 0], colour[..., 2])
+        kp = points[r.path]
+        inside = kp[:, 0] >= 0
+        assert np.all((kp[inside, 0] < w) & (kp[inside, 1] >= 0) & (kp[inside, 1] < h))
+        assert np.all(kp[~inside] == -1)
+        seen += inside
+    assert seen[1] > 0 and seen[0] < seen[1]  # necks always, noses only when the face is turned to us
+
+
+def test_sysu_layout_goes_through_prepare(sysu_tiny: Path, tmp_path: Path) -> None:
+    listing = read_sysu(sysu_tiny)
+    result = prepare_store(listing, sysu_tiny, tmp_path / "store", size=(64, 32), workers=1)
+    store = open_store(result.path)
+    assert len(store) == len(listing.records)
+    assert set(store.modalities) == {"V", "I"} and store.in_split("test").sum() > 0
+
+
+def test_regdb_layout_lists_pairs_and_prepare(tmp_path: Path) -> None:
+    root = synthesize(tmp_path / "regdb", "regdb", preset="tiny", ids=6, seed=3, workers=1).root
+    listing = read_regdb(root)
+    assert listing.info["trials"] == list(range(1, 11))
+    for pid in range(1, 7):
+        assert len(list((root / "Visible" / str(pid)).iterdir())) == 10
+        assert len(list((root / "Thermal" / str(pid)).iterdir())) == 10
+    splits = set()
+    for trial in range(1, 11):
+        train = read_list(root / "idx" / f"train_visible_{trial}.txt")
+        test = read_list(root / "idx" / f"test_thermal_{trial}.txt")
+        train_ids = sorted({int(p.split("/")[1]) for p, _ in train})
+        test_ids = sorted({int(p.split("/")[1]) for p, _ in test})
+        assert len(train_ids) == len(test_ids) == 3 and not set(train_ids) & set(test_ids)
+        assert all(label == train_ids.index(int(p.split("/")[1])) for p, label in train)
+        splits.add(tuple(train_ids))
+    assert len(splits) > 1  # a random split per trial
+    points = read_keypoints(root / "synthvi" / "keypoints.csv")
+    visible = sorted(p for p in points if p.startswith("Visible/2/"))
+    thermal = sorted(p for p in points if p.startswith("Thermal/2/"))
+    assert all(np.array_equal(points[v], points[t]) for v, t in zip(visible, thermal, strict=True))  # co-captured
+    store = open_store(prepare_store(listing, root, tmp_path / "store", size=(64, 32), workers=1).path)
+    assert store.in_split("train", 1).sum() == store.in_split("test", 1).sum() == 60
+
+
+def _tree(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_same_seed_byte_identical_whatever_the_workers(tmp_path: Path) -> None:
+    one = synthesize(tmp_path / "a", "sysu", preset="tiny", ids=4, seed=7, workers=1).root
+    two = synthesize(tmp_path / "b", "sysu", preset="tiny", ids=4, seed=7, workers=2).root
+    other = synthesize(tmp_path / "c", "sysu", preset="tiny", ids=4, seed=8, workers=1).root
+    assert _tree(one) == _tree(two)
+    assert _tree(one)["synthvi/keypoints.csv"] != _tree(other)["synthvi/keypoints.csv"]
+
+
+def test_ensure_renders_once_and_interrupted_render_leaves_nothing(tmp_path: Path, monkeypatch) -> None:
+    out = tmp_path / "demo"
+    root = ensure_synthvi(out, "regdb", "tiny", 1)
+    stamp = (root / "synthvi" / "meta.json").stat().st_mtime_ns
+    assert ensure_synthvi(out, "regdb", "tiny", 1) == root
+    assert (root / "synthvi" / "meta.json").stat().st_mtime_ns == stamp
+
+    def crash(*_args, **_kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(synthvi, "_render_all", crash)
+    with pytest.raises(KeyboardInterrupt):
+        ensure_synthvi(tmp_path / "other", "regdb", "tiny", 1)
+    with pytest.raises(KeyboardInterrupt):  # different parameters: must re-render, old output stays
+        ensure_synthvi(out, "regdb", "tiny", 2)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["demo"]
+    assert read_meta(out)["params"]["seed"] == 1
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "fragment"),
+    [
+        ({"layout": "market"}, "--layout"),
+        ({"layout": "sysu", "preset": "huge"}, "--preset"),
+        ({"layout": "sysu", "ids": 2}, "--ids"),
+        ({"layout": "regdb", "seed": -1}, "--seed"),
+    ],
+)
+def test_bad_options_raise_user_errors(tmp_path: Path, kwargs: dict, fragment: str) -> None:
+    with pytest.raises(UserError, match=fragment):
+        synthesize(tmp_path / "x", **kwargs)
+
+
+def test_refuses_to_replace_a_foreign_folder(tmp_path: Path) -> None:
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "thesis.tex").write_text("precious")
+    with pytest.raises(UserError, match="not a synthvi output"):
+        synthesize(tmp_path / "data", "regdb", preset="tiny", ids=2)
+    assert (tmp_path / "data" / "thesis.tex").read_text() == "precious"
+
+
+def test_cli_synth_with_preview(tmp_path: Path) -> None:
+    preview = tmp_path / "preview.png"
+    args = ["synth", "--layout", "sysu", "--out", str(tmp_path / "s"), "--preset", "tiny", "--ids", "4",
+            "--size", "48x24", "--workers", "1", "--preview", str(preview)]
+    assert main(args) == 0
+    assert read_meta(tmp_path / "s")["image_size"] == [48, 24]
+    with Image.open(preview) as img:
+        assert img.width > 7 * 24 and img.height > 100
+    assert main(["synth", "--layout", "sysu", "--out", str(tmp_path / "t"), "--size", "big"]) == 2
+    assert main(args[:-2] + ["--preview", str(tmp_path / "preview.jpg")]) == 2
+
+
+@pytest.mark.slow
+def test_modality_gap_is_real_and_learnable(sysu_tiny: Path) -> None:
+    from papg_bench.data.synthvi_check import learnability
+
+    r = learnability(sysu_tiny, steps=600, seed=0)
+    chance = r["chance_infrared_to_visible"]
+    assert r["visible_to_visible"] > 3 * chance and r["infrared_to_infrared"] > 3 * chance
+    assert r["infrared_to_visible"] < chance + 0.05
+    assert r["infrared_to_translated_visible"] > max(1.8 * chance, r["infrared_to_visible"] + 0.08)
