@@ -1,0 +1,89 @@
+"""Shared set-up for the generator tests: a tiny SYSU-layout store with poses, and the DDP worker."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from papg_bench.config import make_config
+from papg_bench.data.fixtures import make_sysu_tree
+from papg_bench.data.layouts import read_layout
+from papg_bench.data.prepare import prepare_store
+from papg_bench.data.store import open_store
+from papg_bench.generators.config import GeneratorConfig
+from papg_bench.pose.keypoints import save_poses
+from papg_bench.workspace import Workspace
+
+SIZE = (48, 32)
+
+
+def make_workspace(root: Path, dataset: str = "sysu") -> Workspace:
+    """Noise images of 9 identities (5 train/val, 3 test) at 48x32, with random keypoints in store pixels."""
+    src = make_sysu_tree(Path(root) / "src", size=SIZE, images_per_camera=2)
+    ws = Workspace(Path(root) / "work")
+    prepare_store(read_layout("sysu", src), src, ws.dataset_dir(dataset), SIZE, workers=1)
+    store = open_store(ws.dataset_dir(dataset))
+    rng = np.random.default_rng(0)
+    n = len(store)
+    kp = np.stack([rng.uniform(0, SIZE[1] - 1, (n, 18)), rng.uniform(0, SIZE[0] - 1, (n, 18)),
+                   rng.uniform(0.2, 1.0, (n, 18))], axis=-1).astype(np.float32)
+    kp[rng.random((n, 18)) < 0.1] = -1.0
+    save_poses(store.path, kp, {"source": "test"})
+    return ws
+
+
+def tiny_config(**overrides) -> GeneratorConfig:
+    base = {"size": SIZE, "channels": 8, "disc_channels": 8, "blocks": 1, "batch_size": 2, "max_pairs": 4,
+            "epochs": 2, "samples": 2}
+    base.update(overrides)
+    return make_config(GeneratorConfig, "tiny", overrides=base)
+
+
+def ddp_worker(rank: int, world_size: int, port: int, work: str, overrides: dict, run: str) -> None:
+    """One rank of a gloo DDP run (torch.multiprocessing.spawn target)."""
+    os.environ.update({"WORLD_SIZE": str(world_size), "RANK": str(rank), "LOCAL_RANK": str(rank),
+                       "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)})
+    torch.set_num_threads(1)
+    from papg_bench.generators.trainer import train_generator
+    from papg_bench.training import cleanup_distributed
+
+    try:
+        train_generator(Workspace(Path(work)), "sysu", tiny_config(**overrides), run=run, device="cpu",
+                        show_progress=False)
+    finally:
+        cleanup_distributed()
+
+
+def batchnorm_worker(rank: int, world_size: int, port: int, out: str) -> None:
+    """Each rank normalises its half of a batch (halves drawn from different distributions) with
+    CrossRankBatchNorm2d, back-propagates a fixed loss, and saves output, input gradient and weight gradients."""
+    import torch.distributed as dist
+
+    from papg_bench.generators.papg import CrossRankBatchNorm2d
+
+    os.environ.update({"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)})
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", rank=rank, world_size=world_size)
+    try:
+        full, weights = batchnorm_case()
+        x = full[rank * 2:(rank + 1) * 2].clone().requires_grad_()
+        bn = CrossRankBatchNorm2d(4)
+        with torch.no_grad():
+            bn.weight.copy_(weights[0])
+            bn.bias.copy_(weights[1])
+        y = bn(x)
+        (y * torch.arange(y.numel()).view_as(y).float().sin()).sum().backward()
+        torch.save({"y": y.detach(), "grad": x.grad, "weight_grad": bn.weight.grad, "bias_grad": bn.bias.grad,
+                    "running_mean": bn.running_mean, "running_var": bn.running_var}, f"{out}/rank{rank}.pt")
+    finally:
+        dist.destroy_process_group()
+
+
+def batchnorm_case() -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+    generator = torch.Generator().manual_seed(0)
+    full = torch.randn(4, 4, 5, 3, generator=generator)
+    full[2:] = full[2:] * 3 + 2  # the second rank's half looks nothing like the first's
+    return full, (torch.rand(4, generator=generator) + 0.5, torch.randn(4, generator=generator))
