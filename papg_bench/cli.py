@@ -395,6 +395,8 @@ def train(
     pretrained: Annotated[str | None, typer.Option(help="none, imagenet (local cache only) or a weight file.")
                           ] = None,
     last_stride: _Int = None,
+    modality_stems: Annotated[bool | None, typer.Option(
+        "--modality-stems/--shared-stem", help="One stem per modality (AGW) or one shared stem.")] = None,
     non_local: Annotated[bool | None, typer.Option("--non-local/--no-non-local")] = None,
     nl_inter: Annotated[str | None, typer.Option(help="Non-local inter-channels: half (C/2) or one (ref. code).")
                         ] = None,

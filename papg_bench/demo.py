@@ -33,7 +33,7 @@ class DemoSettings:
     synth_preset: str = "small"
     seed: int = 0
     generator_preset: str = "tiny"
-    generator_overrides: dict[str, Any] = field(default_factory=lambda: {"epochs": 3})
+    generator_overrides: dict[str, Any] = field(default_factory=lambda: {"epochs": 2})
     reid_preset: str = "tiny"
     reid_overrides: dict[str, Any] = field(default_factory=dict)
     baselines: tuple[str, ...] = ("agw", "cgrnet")

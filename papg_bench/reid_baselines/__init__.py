@@ -1,0 +1,1 @@
+"""VI-ReID baselines (AGW, CGRNet, DART), their shared trainer, augmentations and run orchestration."""

@@ -1,0 +1,316 @@
+"""Train and evaluate one run: what ``papg-bench train`` / ``evaluate --baseline`` and the demo call.
+
+A run lives in ``<work>/runs/<dataset>/<baseline>-<augment>-s<seed>/`` (RegDB trials other than 1 add
+``-t<trial>``): ``config.json`` (settings, their hash, provenance), ``checkpoint.pt`` (every epoch),
+``best.pt`` (with ``--val-split``), ``log.jsonl``, ``tb/`` and, once finished, ``summary.json``. The hash
+covers the settings, the baseline, augmentation, seed and the content of the input stores, so a finished
+run with the same hash is reused instead of retrained, and evaluation records that already exist for the
+same checkpoint and options are reused instead of recomputed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from papg_bench.config import make_config
+from papg_bench.data.store import Store, open_store
+from papg_bench.errors import UserError
+from papg_bench.reid_baselines.augment import canonical_augment, parse_augment
+from papg_bench.reid_baselines.config import TrainConfig
+from papg_bench.reid_baselines.features import extract_features
+from papg_bench.reid_baselines.registry import get_baseline
+from papg_bench.reid_baselines.trainer import CHECKPOINT_KIND, Trainer, modality_codes
+from papg_bench.runtime import resolve_device
+from papg_bench.training import barrier, cleanup_distributed, init_distributed, load_checkpoint
+from papg_bench.workspace import Workspace, atomic_write_json, config_hash, provenance, sha256_file
+
+
+def run_name(baseline: str, augment: str, seed: int, regdb_trial: int | None = None) -> str:
+    name = f"{baseline}-{canonical_augment(augment)}-s{seed}"
+    return name if regdb_trial in (None, 1) else f"{name}-t{regdb_trial}"
+
+
+def store_fingerprint(store: Store) -> str:
+    """Identifies a store's content: its content checksum, or the hash of its meta.json."""
+    return str(store.meta.get("content_checksum") or sha256_file(store.path / "meta.json"))
+
+
+@dataclass
+class TrainOutcome:
+    run_dir: Path
+    status: str  # trained | resumed | reused | stopped
+    summary: dict[str, Any]
+
+
+def _open_inputs(ws: Workspace, dataset: str, augment: str, cfg: TrainConfig) -> tuple[Store, Store | None]:
+    store = open_store(ws.dataset_dir(dataset), f"store for --dataset {dataset}")
+    generated = None
+    if "papg" in parse_augment(augment):
+        path = ws.generated_dir(dataset, cfg.generated_run)
+        if not (path / "meta.json").is_file():
+            raise UserError(
+                f"--augment {augment}: {path} holds no generated images: run `papg-bench generate --dataset "
+                f"{dataset}` first (or pick another run with --generated-run)."
+            )
+        generated = open_store(path, "generated store")
+    return store, generated
+
+
+def train_run(
+    ws: Workspace,
+    dataset: str,
+    baseline: str = "agw",
+    augment: str = "none",
+    seed: int = 0,
+    preset: str = "paper",
+    config_file: Path | None = None,
+    overrides: dict[str, Any] | None = None,
+    device: str | None = None,
+    compile: bool = False,
+    resume: bool = False,
+    restart: bool = False,
+    run: str | None = None,
+    stop_after: int | None = None,
+) -> TrainOutcome:
+    """Train (or resume, or reuse) the run of ``baseline`` + ``augment`` + ``seed`` on ``dataset``.
+
+    ``stop_after`` ends the call after that many epochs in total (the run stays resumable), for time-sliced
+    jobs. Under ``torchrun`` every process calls this; rank 0 writes.
+    """
+    get_baseline(baseline)
+    augment = canonical_augment(augment)
+    cfg = make_config(TrainConfig, preset, config_file, overrides).validate()
+    if cfg.synthetic_ratio not in (None, 0.0) and "papg" not in parse_augment(augment):
+        raise UserError(f"--synthetic-ratio {cfg.synthetic_ratio} needs generated images: use --augment papg "
+                        "(or a combination with it).")
+    store, generated = _open_inputs(ws, dataset, augment, cfg)
+    regdb = store.meta.get("dataset") == "regdb"
+    run = run or run_name(baseline, augment, seed, cfg.trial if regdb else None)
+    run_dir = ws.run_dir(dataset, run)
+    run_config = {
+        "dataset": dataset, "baseline": baseline, "augment": augment, "seed": seed, "train": cfg.to_dict(),
+        "inputs": {"store": store_fingerprint(store),
+                   "generated": store_fingerprint(generated) if generated is not None else None},
+    }
+    digest = config_hash(run_config)
+    torch_device = resolve_device(device)
+    initialised_here = not torch.distributed.is_initialized()
+    dist_info = init_distributed(torch_device)
+    try:
+        summary_path = run_dir / "summary.json"
+        if summary_path.is_file() and not restart:
+            summary = json.loads(summary_path.read_text())
+            if summary.get("config_hash") == digest and summary.get("complete"):
+                return TrainOutcome(run_dir, "reused", summary)
+            raise UserError(
+                f"{run_dir} holds a finished run with other settings (hash {summary.get('config_hash')}, now "
+                f"{digest}): pass --restart to replace it, or name another run with --run."
+            )
+        if restart and dist_info.is_main and run_dir.exists():
+            shutil.rmtree(run_dir)
+        barrier(dist_info)
+        checkpoint = run_dir / "checkpoint.pt"
+        if checkpoint.is_file() and not resume:
+            raise UserError(f"{run_dir} holds an unfinished run: pass --resume to continue it or --restart to "
+                            "start it again.")
+        trainer = Trainer(store, generated, baseline, augment, seed, cfg, run_dir, run_config, digest,
+                          torch_device, dist_info, compile=compile)
+        status = "trained"
+        if checkpoint.is_file():
+            trainer.load(checkpoint)
+            status = "resumed"
+        elif dist_info.is_main:
+            run_dir.mkdir(parents=True, exist_ok=True)
+            atomic_write_json(run_dir / "config.json", {"preset": preset, **provenance(run_config)})
+        summary = trainer.run(stop_after=stop_after, run_name=run)
+        if not summary["complete"]:
+            status = "stopped"
+        return TrainOutcome(run_dir, status, summary)
+    finally:
+        if initialised_here:
+            cleanup_distributed()
+
+
+def config_from_run(run_config: dict[str, Any]) -> TrainConfig:
+    """The run's settings, rebuilt to construct its model (weights come from the checkpoint)."""
+    values = dict(run_config["train"])
+    fields = {f.name: f for f in dataclasses.fields(TrainConfig)}
+    for key, value in list(values.items()):
+        if key not in fields:
+            values.pop(key)
+        elif isinstance(value, list):
+            values[key] = tuple(value)
+    values["pretrained"] = "none"
+    return TrainConfig(**values)
+
+
+def load_run_model(run_dir: Path, device: torch.device) -> tuple[torch.nn.Module, dict[str, Any], Path]:
+    """Model of a finished run (its selected checkpoint) on ``device``, in eval mode."""
+    summary_path = run_dir / "summary.json"
+    if not summary_path.is_file():
+        hint = ("it is unfinished: continue it with `papg-bench train ... --resume`"
+                if (run_dir / "checkpoint.pt").is_file() else "train it first with `papg-bench train`")
+        raise UserError(f"{run_dir} holds no finished training run: {hint}.")
+    summary = json.loads(summary_path.read_text())
+    path = run_dir / summary.get("checkpoint", "checkpoint.pt")
+    state = load_checkpoint(path, CHECKPOINT_KIND)
+    run_config = state["run_config"]
+    cfg = config_from_run(run_config)
+    model = get_baseline(run_config["baseline"]).build_model(cfg, int(state["num_classes"]))
+    try:
+        model.load_state_dict(state["model"])
+    except RuntimeError as exc:
+        raise UserError(f"{path} does not match its own configuration ({str(exc).splitlines()[0]}): retrain.") from None
+    model.to(device).eval()
+    return model, state, path
+
+
+@dataclass
+class EvaluationOutcome:
+    run: str
+    records: list[dict[str, Any]]
+    paths: list[Path]
+    reused: list[bool]
+
+
+def evaluate_run(
+    ws: Workspace,
+    dataset: str,
+    baseline: str = "agw",
+    augment: str = "none",
+    seed: int = 0,
+    run: str | None = None,
+    modes: tuple[str, ...] | None = None,
+    shots: int = 1,
+    sampling: str = "seed",
+    trials: tuple[int, ...] | str | None = None,
+    flip_test: bool = False,
+    feature: str = "bn",
+    distance: str = "cosine",
+    backend: str = "auto",
+    rerank: Any = None,
+    device: str | None = None,
+    force: bool = False,
+    progress: bool = True,
+    top_k: int = 10,
+    out_dir: Path | None = None,
+) -> EvaluationOutcome:
+    """Evaluate a finished run with the dataset's protocols and write one record per mode.
+
+    SYSU: modes all and indoor, trials 0..9 (``shots`` 1 or 10); RegDB: both directions for the run's
+    trial. ``trials`` may be given as text ("0-9", "1,3"). Records already written for the same checkpoint
+    and options are reused unless ``force``.
+    """
+    from papg_bench.protocols.evaluate import (
+        ProtocolOptions,
+        default_modes,
+        evaluate_features,
+        parse_trials,
+        protocol_identifier,
+        save_evaluation,
+    )
+    from papg_bench.protocols.sysu import TRIALS as SYSU_TRIALS
+    from papg_bench.results.records import read_record, record_name
+
+    started = time.perf_counter()
+    store = open_store(ws.dataset_dir(dataset), f"store for --dataset {dataset}")
+    family = str(store.meta.get("dataset"))
+    regdb = family == "regdb"
+    torch_device = resolve_device(device)
+    if run is None:
+        state_trial = _run_trial(ws, dataset, baseline, augment, seed) if regdb else None
+        run = run_name(baseline, augment, seed, state_trial)
+    run_dir = ws.run_dir(dataset, run)
+    model, state, checkpoint = load_run_model(run_dir, torch_device)
+    run_config = state["run_config"]
+    cfg = config_from_run(run_config)
+    checkpoint_sha = sha256_file(checkpoint)
+    root = Path(str(store.meta.get("source_root", "")))
+    if isinstance(trials, str):
+        trials = parse_trials(trials, family)
+    if regdb:
+        if trials is not None and tuple(trials) != (cfg.trial,):
+            raise UserError(f"--trials: the run {run} was trained on RegDB trial {cfg.trial}; it is evaluated on "
+                            "that trial only (train a run per trial with --trial).")
+        trials = (cfg.trial,)
+    modes = modes or default_modes(family)
+    out_dir = Path(out_dir) if out_dir is not None else ws.results_dir(dataset)
+    extra_base = {
+        "dataset": dataset, "baseline": run_config["baseline"], "augment": run_config["augment"],
+        "seed": run_config["seed"], "run": run, "config_hash": state["config_hash"],
+        "checkpoint_sha256": checkpoint_sha, "feature": feature, "flip_test": flip_test,
+        "config": run_config["train"], "selection": _selection(run_dir),
+    }
+
+    expected_trials = list(trials) if trials is not None else list(SYSU_TRIALS)
+    todo, records, paths, reused = [], [], [], []
+    for mode in modes:
+        options = ProtocolOptions(mode=mode, shots=shots, sampling=sampling, trials=trials, distance=distance,
+                                  backend=backend, device=device, rerank=rerank, top_k=top_k)
+        protocol = protocol_identifier(family, options, expected_trials)
+        path = out_dir / f"{record_name(run, protocol)}.json"
+        if path.is_file() and not force:
+            old = read_record(path)
+            same = {"checkpoint_sha256": checkpoint_sha, "feature": feature, "flip_test": flip_test,
+                    "distance": distance, "rerank": rerank.as_record() if rerank is not None else None}
+            if all(old.get(k) == v for k, v in same.items()) and [t["trial"] for t in old["trials"]] == expected_trials:
+                records.append(old)
+                paths.append(path)
+                reused.append(True)
+                continue
+        todo.append(options)
+    if todo:
+        if not root.is_dir():
+            raise UserError(
+                f"{store.path}/meta.json names the dataset root {root}, which is not a folder here: the protocols "
+                "read the official lists from it; prepare the store again from the dataset's current location."
+            )
+        test = np.flatnonzero(store.in_split("test", cfg.trial if regdb else None))
+        features = extract_features(
+            model, store.images, test, modality_codes(store.modalities[test]), cfg.size, torch_device,
+            cfg.eval_batch_size, flip=flip_test, kind=feature, amp=cfg.amp,
+            channels_last=torch_device.type == "cuda" and cfg.channels_last,
+            description=f"features {run}" if progress else None)
+        if not np.isfinite(features).all():
+            raise UserError(
+                f"{checkpoint}: the model gives non-finite features (training diverged, or was too short for the "
+                "batch-norm statistics to settle): train longer or with a lower --lr/--backbone-lr (--restart)."
+            )
+        paths_rel = [store.paths[i] for i in test]
+        feature_seconds = time.perf_counter() - started
+        for options in todo:
+            mode_started = time.perf_counter()
+            evaluation = evaluate_features(features, paths_rel, root, family, options, progress=progress,
+                                           extra={**extra_base, "device": str(torch_device)})
+            evaluation.record["wall_time_s"] = round(feature_seconds + time.perf_counter() - mode_started, 3)
+            record_path, _ = save_evaluation(evaluation, out_dir, run)
+            records.append(evaluation.record)
+            paths.append(record_path)
+            reused.append(False)
+    return EvaluationOutcome(run=run, records=records, paths=paths, reused=reused)
+
+
+def _selection(run_dir: Path) -> dict[str, Any]:
+    summary = json.loads((run_dir / "summary.json").read_text())
+    return summary.get("selection", {"by": "last epoch"})
+
+
+def _run_trial(ws: Workspace, dataset: str, baseline: str, augment: str, seed: int) -> int | None:
+    """RegDB run folders carry the trial when it is not 1: pick the only one that exists, else trial 1."""
+    base = run_name(baseline, augment, seed)
+    folder = ws.run_dir(dataset, base).parent
+    found = sorted(p.name for p in folder.glob(f"{base}-t*") if (p / "summary.json").is_file())
+    if (folder / base / "summary.json").is_file() or not found:
+        return None
+    if len(found) > 1:
+        raise UserError(f"several RegDB trials were trained for {base} ({', '.join(found)}): choose one with --run.")
+    return int(found[0].rsplit("-t", 1)[1])

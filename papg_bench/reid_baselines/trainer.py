@@ -1,0 +1,426 @@
+"""One trainer for every baseline: store batches, device-side augmentation, SGD, checkpoints, DDP.
+
+Data: uint8 rows from the dataset store's memory map (and, with ``--augment papg``, the generated store),
+moved to the device once per micro-batch, resized to ``size`` when the store differs, then pad/crop,
+flip, channel augmentations and ImageNet normalisation on the device (``augment.BatchAugmenter``).
+
+Batches: the sampler draws a global batch of P identities x 2K images. It is split by identity into
+``world_size x micro_batches`` shards of equal size: DDP rank r trains on shards r*M .. r*M + M - 1,
+accumulating gradients over its M micro-batches. The random augmentation draws are made for the global
+batch, so one process with ``--micro-batches 2`` computes exactly what two DDP processes compute.
+
+Optimisation (AGW reference): SGD with Nesterov momentum 0.9 and weight decay 5e-4; the head (BNNeck,
+classifier, graph layers) at ``lr``, the backbone at ``backbone_lr``; per epoch e the rate is scaled by
+(e + 1) / warmup during the warm-up, then by ``lr_gamma`` at each milestone. ``--budget steps`` fixes the
+steps per epoch to those of the real images alone, so an augmented run optimises exactly as many steps as
+the un-augmented one.
+
+Every epoch ends with a checkpoint holding the model, optimiser, scheduler, sampler, criterion (DART)
+and RNG states; a resumed run continues as if never stopped. The model used for testing is the last
+epoch's, or with ``--val-split`` the epoch with the best validation mAP (validation identities are carved
+out of the training identities; test identities are never looked at).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch import nn
+
+from papg_bench.data.batches import load_rows, normalize, resize
+from papg_bench.data.store import Store
+from papg_bench.errors import UserError
+from papg_bench.progress import track
+from papg_bench.reid_baselines.augment import BatchAugmenter, parse_augment
+from papg_bench.reid_baselines.config import TrainConfig
+from papg_bench.reid_baselines.features import extract_features
+from papg_bench.reid_baselines.losses import identity_loss
+from papg_bench.reid_baselines.registry import get_baseline
+from papg_bench.reid_baselines.sampler import CrossModalitySampler, TrainingPool
+from papg_bench.runtime import rng_state, seed_everything, set_rng_state
+from papg_bench.training import DistInfo, RunLog, autocast, load_checkpoint, maybe_compile, save_checkpoint
+from papg_bench.workspace import atomic_write_json, sha256_file
+
+CHECKPOINT_KIND = "reid"
+MODALITY_CODES = {"V": 0, "I": 1}
+
+
+def modality_codes(values: np.ndarray) -> np.ndarray:
+    return np.array([MODALITY_CODES[str(v)] for v in values], dtype=np.int64)
+
+
+def train_rows(store: Store, trial: int) -> np.ndarray:
+    """Boolean mask of the store's training rows (SYSU: train + val ids; RegDB: the trial's train list)."""
+    regdb = store.meta.get("dataset") == "regdb"
+    mask = store.in_split("train", trial if regdb else None)
+    if not mask.any():
+        where = f"trial {trial}" if regdb else "the train and val ids"
+        raise UserError(f"{store.path}: no training images for {where}: check the store (papg-bench prepare).")
+    return mask
+
+
+@dataclass
+class PoolData:
+    pool: TrainingPool
+    label_pids: np.ndarray  # pid of each label
+    val_rows: np.ndarray  # dataset-store rows of the validation identities (empty without --val-split)
+
+
+def build_pool(store: Store, generated: Store | None, cfg: TrainConfig, seed: int) -> PoolData:
+    """Training images of ``store`` (minus validation ids), plus the generated images of their sources."""
+    mask = train_rows(store, cfg.trial)
+    train_pids = np.unique(store.pids[mask])
+    val_pids = np.array([], dtype=np.int64)
+    if cfg.val_split > 0:
+        count = max(1, int(round(cfg.val_split * len(train_pids))))
+        if count > len(train_pids) - 2:
+            raise UserError(f"--val-split {cfg.val_split}: leaves fewer than 2 training identities.")
+        val_pids = np.sort(np.random.default_rng([seed, 7]).choice(train_pids, size=count, replace=False))
+        train_pids = np.setdiff1d(train_pids, val_pids)
+    label_of = {int(p): i for i, p in enumerate(train_pids)}
+    real = np.flatnonzero(mask & np.isin(store.pids, train_pids))
+    val_rows = np.flatnonzero(mask & np.isin(store.pids, val_pids))
+    store_rows, generated_flags = [real], [np.zeros(len(real), dtype=bool)]
+    labels = [np.array([label_of[int(p)] for p in store.pids[real]], dtype=np.int64)]
+    modalities = [modality_codes(store.modalities[real])]
+    if generated is not None:
+        fake = generated_training_rows(store, generated, real)
+        store_rows.append(fake)
+        generated_flags.append(np.ones(len(fake), dtype=bool))
+        labels.append(np.array([label_of[int(p)] for p in generated.pids[fake]], dtype=np.int64))
+        modalities.append(modality_codes(generated.modalities[fake]))
+    pool = TrainingPool(generated=np.concatenate(generated_flags), store_rows=np.concatenate(store_rows),
+                        labels=np.concatenate(labels), modalities=np.concatenate(modalities),
+                        num_classes=len(train_pids))
+    return PoolData(pool=pool, label_pids=train_pids, val_rows=val_rows)
+
+
+def generated_training_rows(store: Store, generated: Store, real_rows: np.ndarray) -> np.ndarray:
+    """Rows of the generated store whose source is one of ``real_rows``, checked against the source store."""
+    if "source_row" not in generated.columns:
+        raise UserError(f"{generated.path}/index.csv has no source_row column: regenerate with papg-bench generate.")
+    source = generated.columns["source_row"]
+    if len(source) and (source.min() < 0 or source.max() >= len(store)
+                        or not np.array_equal(generated.pids, store.pids[source])):
+        raise UserError(
+            f"{generated.path} was generated from another store than {store.path} (source rows or identities "
+            "do not match): run papg-bench generate again for this dataset."
+        )
+    rows = np.flatnonzero(np.isin(source, real_rows))
+    if not len(rows):
+        raise UserError(f"{generated.path} holds no images generated from training images: run papg-bench generate.")
+    return rows
+
+
+class PoolImages:
+    """Loads pool entries (dataset-store or generated-store rows) as uint8 batches of one size."""
+
+    def __init__(self, store: Store, generated: Store | None, pool: TrainingPool, size: tuple[int, int]) -> None:
+        self.store, self.generated, self.pool, self.size = store, generated, pool, tuple(size)
+
+    def load(self, index: np.ndarray, device: torch.device) -> torch.Tensor:
+        index = np.asarray(index, dtype=np.int64)
+        fake = self.pool.generated[index]
+        if not fake.any():
+            return resize(load_rows(self.store.images, self.pool.store_rows[index], device), self.size)
+        out = torch.empty((len(index), 3, *self.size), dtype=torch.uint8, device=device)
+        for flag, images in ((False, self.store.images), (True, self.generated.images)):
+            where = np.flatnonzero(fake == flag)
+            if len(where):
+                batch = resize(load_rows(images, self.pool.store_rows[index[where]], device), self.size)
+                out[torch.as_tensor(where, device=device)] = batch
+        return out
+
+
+def lr_factor(epoch: int, warmup: int, milestones: tuple[int, ...], gamma: float) -> float:
+    if epoch < warmup:
+        return (epoch + 1) / warmup
+    return gamma ** sum(1 for m in milestones if epoch >= m)
+
+
+class Trainer:
+    """Trains one run; ``run()`` goes from the current epoch (fresh or resumed) to the last."""
+
+    def __init__(self, store: Store, generated: Store | None, baseline: str, augment: str, seed: int,
+                 cfg: TrainConfig, run_dir: Path, run_config: dict[str, Any], config_hash: str,
+                 device: torch.device, dist_info: DistInfo | None = None, compile: bool = False) -> None:
+        self.store, self.generated, self.cfg, self.seed = store, generated, cfg.validate(), seed
+        self.baseline = get_baseline(baseline)
+        self.augment = augment
+        self.run_dir, self.run_config, self.config_hash = Path(run_dir), run_config, config_hash
+        self.device = device
+        self.dist = dist_info or DistInfo()
+        if "papg" in parse_augment(augment) and generated is None:
+            raise UserError("--augment papg needs the generated store: run papg-bench generate first.")
+        if cfg.synthetic_ratio not in (None, 0.0) and generated is None:
+            raise UserError("--synthetic-ratio needs generated images: use --augment papg (or a combination with it).")
+        self.shards = self.dist.world_size * cfg.micro_batches
+        if cfg.num_ids % self.shards:
+            raise UserError(
+                f"--num-ids {cfg.num_ids} must be divisible by processes x micro-batches ({self.shards}): each "
+                "shard of a batch holds whole identities."
+            )
+        data = build_pool(store, generated, cfg, seed)
+        self.pool, self.label_pids, self.val_rows = data.pool, data.label_pids, data.val_rows
+        self.images = PoolImages(store, generated, self.pool, cfg.size)
+        real_only = cfg.budget == "steps"
+        steps = CrossModalitySampler.default_steps(self.pool, cfg.num_ids, cfg.num_instances, real_only)
+        self.sampler = CrossModalitySampler(self.pool, cfg.num_ids, cfg.num_instances, seed, steps,
+                                            cfg.synthetic_ratio)
+        gpu = device.type == "cuda"
+        self.channels_last = gpu and cfg.channels_last
+        self.augmenter = BatchAugmenter(augment, cfg.size, cfg.pad, cfg.flip, cfg.channel_prob, cfg.gray_prob,
+                                        channels_last=self.channels_last)
+        seed_everything(seed)
+        self.model = self.baseline.build_model(cfg, self.pool.num_classes).to(device)
+        if self.channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
+        self.optimizer = self._optimizer()
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer, lambda e: lr_factor(e, cfg.warmup_epochs, tuple(cfg.milestones), cfg.lr_gamma))
+        self.criterion = self.baseline.make_criterion(cfg, self.pool)
+        self.train_model: nn.Module = self.model
+        if self.dist.distributed:
+            ids = [device.index] if gpu else None
+            self.train_model = nn.parallel.DistributedDataParallel(self.model, device_ids=ids)
+        self.train_model = maybe_compile(self.train_model, compile)
+        self.aug_generator = torch.Generator()
+        self.elapsed = 0.0
+        self.images_seen = 0
+        self.best: dict[str, Any] | None = None
+        self.history: list[dict[str, Any]] = []
+
+    # --- set-up -------------------------------------------------------------------------------------
+
+    def _optimizer(self) -> torch.optim.Optimizer:
+        cfg = self.cfg
+        head = {id(p) for m in self.model.head_modules() for p in m.parameters()}
+        trainable = [p for p in self.model.parameters() if p.requires_grad]
+        groups = [
+            {"params": [p for p in trainable if id(p) not in head], "lr": cfg.backbone_lr},
+            {"params": [p for p in trainable if id(p) in head], "lr": cfg.lr},
+        ]
+        return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay,
+                               nesterov=cfg.nesterov and cfg.momentum > 0)
+
+    @property
+    def checkpoint_path(self) -> Path:
+        return self.run_dir / "checkpoint.pt"
+
+    @property
+    def steps_per_epoch(self) -> int:
+        return self.sampler.steps_per_epoch
+
+    def state(self) -> dict[str, Any]:
+        return {
+            "kind": CHECKPOINT_KIND,
+            "epoch": self.sampler.epoch,
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "sampler": self.sampler.state_dict(),
+            "criterion": self.criterion.state_dict(),
+            "rng": rng_state(),
+            "run_config": self.run_config,
+            "config_hash": self.config_hash,
+            "num_classes": self.pool.num_classes,
+            "label_pids": self.label_pids.tolist(),
+            "elapsed": self.elapsed,
+            "images_seen": self.images_seen,
+            "best": self.best,
+            "history": self.history,
+        }
+
+    def load(self, path: Path) -> None:
+        state = load_checkpoint(path, CHECKPOINT_KIND)
+        if state.get("config_hash") != self.config_hash:
+            raise UserError(
+                f"{path} was trained with another configuration (hash {state.get('config_hash')} vs "
+                f"{self.config_hash}): resume with the same options, or start over with --restart."
+            )
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.sampler.load_state_dict(state["sampler"])
+        self.criterion.load_state_dict(state["criterion"])
+        set_rng_state(state["rng"])
+        self.elapsed, self.images_seen = float(state["elapsed"]), int(state["images_seen"])
+        self.best, self.history = state.get("best"), list(state.get("history", []))
+
+    # --- one step -------------------------------------------------------------------------------------
+
+    def _shard_positions(self, batch_shape: tuple[int, int]) -> list[np.ndarray]:
+        ids, per_id = batch_shape
+        positions = np.arange(ids * per_id).reshape(ids, per_id)
+        per_shard = ids // self.shards
+        first = self.dist.rank * self.cfg.micro_batches
+        return [positions[s * per_shard:(s + 1) * per_shard].reshape(-1)
+                for s in range(first, first + self.cfg.micro_batches)]
+
+    def train_step(self, batch: np.ndarray) -> dict[str, float]:
+        flat = batch.reshape(-1)
+        draws = self.augmenter.draw(len(flat), self.aug_generator)
+        shards = self._shard_positions(batch.shape)
+        totals: dict[str, float] = {}
+        for m, positions in enumerate(shards):
+            index = flat[positions]
+            modalities = torch.as_tensor(self.pool.modalities[index], device=self.device)
+            labels = torch.as_tensor(self.pool.labels[index], device=self.device)
+            images = self.augmenter(self.images.load(index, self.device), modalities, draws,
+                                    torch.as_tensor(positions))
+            last = m == len(shards) - 1
+            sync = contextlib.nullcontext() if last or not self.dist.distributed else self.train_model.no_sync()
+            with sync:
+                with autocast(self.device, self.cfg.amp):
+                    outputs = self.train_model(images, modalities)
+                loss, parts = self.criterion(outputs, labels, torch.as_tensor(index))
+                (loss / len(shards)).backward()
+            totals["loss"] = totals.get("loss", 0.0) + float(loss.detach()) / len(shards)
+            for key, value in parts.items():
+                totals[key] = totals.get(key, 0.0) + value / len(shards)
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        return totals
+
+    # --- helpers used by criteria and validation ------------------------------------------------------
+
+    @torch.no_grad()
+    def per_sample_losses(self) -> np.ndarray:
+        """Identity cross-entropy of every pool image (no augmentation, eval mode), gathered over ranks."""
+        n = len(self.pool)
+        mine = np.arange(self.dist.rank, n, self.dist.world_size)
+        losses = torch.zeros(len(mine), dtype=torch.float32)
+        self.model.eval()
+        step = self.cfg.eval_batch_size
+        progress = track("dart: per-sample losses", len(mine), "img") if self.dist.is_main else contextlib.nullcontext()
+        with progress as advance:
+            for start in range(0, len(mine), step):
+                index = mine[start:start + step]
+                images = normalize(self.images.load(index, self.device), channels_last=self.channels_last)
+                modalities = torch.as_tensor(self.pool.modalities[index], device=self.device)
+                labels = torch.as_tensor(self.pool.labels[index], device=self.device)
+                with autocast(self.device, self.cfg.amp):
+                    logits = self.model(images, modalities)["logits"]
+                losses[start:start + len(index)] = identity_loss(logits, labels, reduction="none").float().cpu()
+                if advance is not None:
+                    advance(len(index))
+        self.model.train()
+        if not self.dist.distributed:
+            return losses.numpy().astype(np.float64)
+        width = -(-n // self.dist.world_size)
+        comm = self._comm_device()
+        padded = torch.zeros(width, device=comm)
+        padded[:len(mine)] = losses.to(comm)
+        gathered = [torch.zeros(width, device=comm) for _ in range(self.dist.world_size)]
+        dist.all_gather(gathered, padded)
+        full = np.zeros(n)
+        for r, part in enumerate(gathered):
+            rows = np.arange(r, n, self.dist.world_size)
+            full[rows] = part.cpu().numpy()[:len(rows)]
+        return full
+
+    def _comm_device(self) -> torch.device:
+        return self.device if self.device.type == "cuda" else torch.device("cpu")
+
+    def _sync_buffers(self) -> None:
+        """Give every rank rank 0's BN running statistics (DDP only broadcasts them before a forward)."""
+        if self.dist.distributed:
+            for buffer in self.model.buffers():
+                dist.broadcast(buffer.data, 0)
+
+    def validate(self) -> dict[str, float]:
+        """Rank-1 / mAP on the validation identities: infrared queries against the visible gallery."""
+        from papg_bench.protocols.metrics import evaluate
+
+        rows = self.val_rows
+        mods = modality_codes(self.store.modalities[rows])
+        feats = extract_features(self.model, self.store.images, rows, mods, self.cfg.size, self.device,
+                                 self.cfg.eval_batch_size, amp=self.cfg.amp, channels_last=self.channels_last)
+        query, gallery = rows[mods == 1], rows[mods == 0]
+        fq, fg = feats[mods == 1], feats[mods == 0]
+        protocol = "regdb" if self.store.meta.get("dataset") == "regdb" else "sysu"
+        metrics = evaluate(1.0 - fq @ fg.T, self.store.pids[query], self.store.pids[gallery],
+                           self.store.cams[query], self.store.cams[gallery], protocol=protocol)
+        return {"val_rank1": float(metrics.cmc[0]), "val_mAP": float(metrics.mAP)}
+
+    # --- the loop -----------------------------------------------------------------------------------
+
+    def run(self, stop_after: int | None = None, run_name: str = "") -> dict[str, Any]:
+        """Train from the current epoch to the last (or until ``stop_after`` epochs are done)."""
+        cfg, main = self.cfg, self.dist.is_main
+        log = RunLog(self.run_dir, enabled=main)
+        batch_images = cfg.num_ids * 2 * cfg.num_instances
+        end = cfg.epochs if stop_after is None else min(cfg.epochs, stop_after)
+        try:
+            for epoch in range(self.sampler.epoch, end):
+                started = time.perf_counter()
+                values: dict[str, float] = dict(self.criterion.before_epoch(self, epoch))
+                self.aug_generator.manual_seed(self.seed * 1_000_003 + epoch)
+                self.train_model.train()
+                sums: dict[str, float] = {}
+                steps = self.steps_per_epoch - self.sampler.step
+                title = f"train {run_name} epoch {epoch + 1}/{cfg.epochs}"
+                progress = track(title, steps * batch_images, "img") if main else contextlib.nullcontext()
+                with progress as advance:
+                    for batch in self.sampler:
+                        for key, value in self.train_step(batch).items():
+                            sums[key] = sums.get(key, 0.0) + value
+                        self.images_seen += batch_images
+                        if advance is not None:
+                            advance(batch_images)
+                lr_backbone, lr_head = (g["lr"] for g in self.optimizer.param_groups)
+                self.scheduler.step()
+                self._sync_buffers()
+                seconds = time.perf_counter() - started
+                self.elapsed += seconds
+                values.update({k: v / max(1, steps) for k, v in sums.items()})
+                values.update(epoch=epoch, lr=lr_head, lr_backbone=lr_backbone,
+                              images_per_s=steps * batch_images / max(seconds, 1e-9))
+                if len(self.val_rows) and main:
+                    values.update(self.validate())
+                    if self.best is None or values["val_mAP"] > self.best["val_mAP"]:
+                        self.best = {"epoch": epoch, "val_rank1": values["val_rank1"], "val_mAP": values["val_mAP"]}
+                        save_checkpoint(self.run_dir / "best.pt", {**self.state(), "best": self.best})
+                self.history.append({k: float(v) for k, v in values.items()})
+                if main:
+                    save_checkpoint(self.checkpoint_path, self.state())
+                    log.log((epoch + 1) * self.steps_per_epoch, **values)
+                if self.dist.distributed:
+                    dist.barrier()
+        finally:
+            log.close()
+        complete = self.sampler.epoch >= cfg.epochs
+        summary = self.summary(complete)
+        if main and complete:
+            atomic_write_json(self.run_dir / "summary.json", summary)
+        return summary
+
+    def summary(self, complete: bool) -> dict[str, Any]:
+        chosen = "best.pt" if self.best is not None else "checkpoint.pt"
+        path = self.run_dir / chosen
+        return {
+            "complete": complete,
+            "config_hash": self.config_hash,
+            "run_config": self.run_config,
+            "epochs_done": self.sampler.epoch,
+            "steps_per_epoch": self.steps_per_epoch,
+            "steps": self.sampler.epoch * self.steps_per_epoch,
+            "images_seen": self.images_seen,
+            "train_images": {"real": int((~self.pool.generated).sum()), "generated": int(self.pool.generated.sum())},
+            "identities": self.pool.num_classes,
+            "wall_time_s": self.elapsed,
+            "world_size": self.dist.world_size,
+            "device": str(self.device),
+            "checkpoint": chosen,
+            "checkpoint_sha256": sha256_file(path) if path.is_file() and self.dist.is_main else None,
+            "selection": ({"by": "val_mAP", **self.best} if self.best is not None else {"by": "last epoch"}),
+            "last": self.history[-1] if self.history else None,
+            **self.criterion.summary(),
+        }
