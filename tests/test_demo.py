@@ -13,7 +13,7 @@ def test_demo_pipeline_tiny(tmp_path: Path) -> None:
     settings = DemoSettings(
         synth_preset="tiny",
         generator_overrides={"epochs": 1, "max_pairs": 32},
-        reid_overrides={"epochs": 2, "warmup_epochs": 1, "milestones": (1,)},
+        reid_overrides={"epochs": 4, "warmup_epochs": 2, "milestones": (3,)},
         out=tmp_path / "demo",
         device="cpu",
     )
