@@ -17,7 +17,6 @@ import math
 import multiprocessing as mp
 import os
 import random
-import shutil
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -31,7 +30,7 @@ from papg_bench.data.synthvi_scene import REGDB_CAMERAS, SYSU_CAMERAS, Camera
 from papg_bench.data.sysu import IR_CAMERAS, RGB_CAMERAS
 from papg_bench.errors import UserError
 from papg_bench.progress import track
-from papg_bench.workspace import atomic_write_json, atomic_write_text
+from papg_bench.workspace import atomic_path, atomic_write_json, atomic_write_text
 
 VERSION = 1
 LAYOUTS = ("sysu", "regdb")
@@ -261,21 +260,10 @@ def synthesize(out: Path, layout: str, preset: str = "small", seed: int = 0, ids
         )
     start = time.perf_counter()
     remove_stale_temporaries(out)
-    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}-{time.monotonic_ns()}")
-    tmp.mkdir(parents=True)
-    try:
+    with atomic_path(out) as tmp:
+        tmp.mkdir(parents=True)
         count = _render_all(tmp, params, workers)
         os.replace(tmp / GT_DIR / "meta.partial.json", tmp / GT_DIR / "meta.json")
-        if out.exists():
-            old = out.with_name(f".{out.name}.tmp-{os.getpid()}-old")
-            os.replace(out, old)
-            os.replace(tmp, out)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, out)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
     return SynthResult(out, "built", count, time.perf_counter() - start)
 
 
