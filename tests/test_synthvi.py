@@ -15,6 +15,7 @@ from papg_bench.data.prepare import prepare_store
 from papg_bench.data.regdb import read_list, read_regdb
 from papg_bench.data.store import open_store
 from papg_bench.data.synthvi import KEYPOINTS_HEADER, ensure_synthvi, read_keypoints, read_meta, synthesize
+from papg_bench.data.synthvi_check import read_rgb
 from papg_bench.data.sysu import read_sysu
 from papg_bench.errors import UserError
 
@@ -22,11 +23,6 @@ from papg_bench.errors import UserError
 @pytest.fixture(scope="module")
 def sysu_tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return synthesize(tmp_path_factory.mktemp("synthvi") / "sysu", "sysu", preset="tiny", seed=0, workers=2).root
-
-
-def _image(path: Path) -> np.ndarray:
-    with Image.open(path) as img:
-        return np.asarray(img.convert("RGB"))
 
 
 def test_sysu_layout_passes_reader_with_ground_truth(sysu_tiny: Path) -> None:
@@ -47,7 +43,7 @@ def test_sysu_layout_passes_reader_with_ground_truth(sysu_tiny: Path) -> None:
     h, w = meta["image_size"]
     seen = np.zeros(18, dtype=int)
     for r in listing.records[::7]:
-        img, twin = _image(sysu_tiny / r.path), _image(sysu_tiny / "synthvi" / "counterparts" / r.path)
+        img, twin = read_rgb(sysu_tiny / r.path), read_rgb(sysu_tiny / "synthvi" / "counterparts" / r.path)
         assert img.shape == twin.shape == (h, w, 3)
         grey, colour = (twin, img) if r.modality == "V" else (img, twin)
         assert np.array_equal(grey[..., 0], grey[..., 1]) and np.array_equal(grey[..., 1], grey[..., 2])

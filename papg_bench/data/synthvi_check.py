@@ -34,7 +34,8 @@ class Images:
     twins: np.ndarray  # N x H x W x 3 uint8: each image's counterpart in the other modality
 
 
-def _read(path: Path) -> np.ndarray:
+def read_rgb(path: Path) -> np.ndarray:
+    """An image file's pixels as H x W x 3 uint8 RGB."""
     with Image.open(path) as img:
         return np.asarray(img.convert("RGB"))
 
@@ -43,8 +44,8 @@ def load_sysu(root: Path) -> Images:
     listing = read_sysu(root)
     root = Path(root)
     return Images(
-        pixels=np.stack([_read(root / r.path) for r in listing.records]),
-        twins=np.stack([_read(root / "synthvi" / "counterparts" / r.path) for r in listing.records]),
+        pixels=np.stack([read_rgb(root / r.path) for r in listing.records]),
+        twins=np.stack([read_rgb(root / "synthvi" / "counterparts" / r.path) for r in listing.records]),
         pids=np.array([r.pid for r in listing.records]),
         cams=np.array([r.cam for r in listing.records]),
         infrared=np.array([r.modality == "I" for r in listing.records]),
