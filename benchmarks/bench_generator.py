@@ -9,14 +9,18 @@ for both generators, both discriminators with history buffers, three Adam steps)
 - ``assoc``: papg-bench's non-local block, ``theta (phi^T g) / N``, O(N C^2);
 - ``+cl``: channels_last tensors and weights (oneDNN's preferred layout);
 - ``bN``: N pairs per step; pairs/s is what counts;
-- ``tT``: T intra-op threads.
+- ``tT``: T intra-op threads;
+- ``--precision bf16``: bf16 autocast for papg-bench's candidates (fp32 weights, optimiser and losses); on
+  the CPU the convolutions then run on oneDNN's bf16 kernels, which pay where the processor has
+  AVX512-BF16 or AMX. ``released`` always runs fp32, as the released code does.
 
 The step is timed on ready tensors (the data path, uint8 rows from the memmap and pose maps on the
 device, is measured in the trainer's logs, not here).
 
     python benchmarks/bench_generator.py                         # CPU, 1 warm-up + 2 timed steps each
     python benchmarks/bench_generator.py --threads 1 2 --candidates released assoc+cl-b4
-    python benchmarks/bench_generator.py --device cuda --candidates released assoc-b8 --amp
+    python benchmarks/bench_generator.py --precision bf16 --candidates released assoc assoc+cl-b4
+    python benchmarks/bench_generator.py --device cuda --candidates released assoc+cl-b8 --precision bf16
 """
 
 from __future__ import annotations
@@ -88,9 +92,11 @@ def run(candidate: Candidate, threads: int, args: argparse.Namespace) -> dict:
     torch.set_num_threads(threads)
     NonLocalBlock.attend = released_attend if candidate.released else ASSOCIATIVE
     try:
-        cfg = make_config(GeneratorConfig, "paper", overrides={"batch_size": candidate.batch, "size": args.size})
+        precision = "fp32" if candidate.released else args.precision
+        cfg = make_config(GeneratorConfig, "paper", overrides={"batch_size": candidate.batch, "size": args.size,
+                                                               "precision": precision})
         trainer = CycleTrainer(cfg, device, total_steps=10_000, compile=candidate.compile,
-                               channels_last=candidate.channels_last, amp=args.amp)
+                               channels_last=candidate.channels_last)
         batch = make_batch(candidate.batch, args.size, device, candidate.channels_last)
         start = time.perf_counter()
         for _ in range(args.warmup):
@@ -106,7 +112,8 @@ def run(candidate: Candidate, threads: int, args: argparse.Namespace) -> dict:
     finally:
         NonLocalBlock.attend = ASSOCIATIVE
     step = sorted(times)[len(times) // 2]
-    return {"candidate": candidate.name, "threads": threads, "batch": candidate.batch, "warmup_s": warm,
+    return {"candidate": candidate.name, "threads": threads, "batch": candidate.batch, "precision": precision,
+            "warmup_s": warm,
             "step_s": times, "median_step_s": step, "pairs_per_s": candidate.batch / step}
 
 
@@ -118,7 +125,8 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--steps", type=int, default=2)
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--amp", action="store_true", help="bf16 autocast (CUDA only)")
+    parser.add_argument("--precision", default="fp32", choices=["fp32", "bf16"],
+                        help="of the papg-bench candidates (released is always fp32, as the released code)")
     parser.add_argument("--json", help="also write the results here")
     args = parser.parse_args()
     candidates = [Candidate.parse(c) for c in args.candidates]
@@ -132,13 +140,14 @@ def main() -> None:
     slowest = min(baseline.values()) if baseline else None
     print(f"\n{platform.processor() or platform.machine()}, torch {torch.__version__}, device {args.device}, "
           f"size {args.size[0]}x{args.size[1]}, {args.warmup} warm-up + {args.steps} timed steps (median)\n")
-    print("| candidate | threads | batch | s/step | pairs/s | vs released, same threads | vs slowest released |")
-    print("|---|---:|---:|---:|---:|---:|---:|")
+    print("| candidate | precision | threads | batch | s/step | pairs/s | vs released, same threads "
+          "| vs slowest released |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|")
     for r in results:
         same = baseline.get(r["threads"])
         vs_same = f"{r['pairs_per_s'] / same:.2f}x" if same else "-"
         vs_slowest = f"{r['pairs_per_s'] / slowest:.2f}x" if slowest else "-"
-        print(f"| {r['candidate']} | {r['threads']} | {r['batch']} | {r['median_step_s']:.2f} | "
+        print(f"| {r['candidate']} | {r['precision']} | {r['threads']} | {r['batch']} | {r['median_step_s']:.2f} | "
               f"{r['pairs_per_s']:.3f} | {vs_same} | {vs_slowest} |")
     if args.json:
         with open(args.json, "w") as fh:

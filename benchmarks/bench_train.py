@@ -138,7 +138,7 @@ def main() -> None:
                 continue
             if trainer.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
-            with autocast(device, cfg.amp):
+            with autocast(device, cfg.precision):
                 outputs = trainer.model(x, modalities)
             loss, _ = trainer.criterion(outputs, labels, torch.zeros(len(labels), dtype=torch.long))
             loss.backward()

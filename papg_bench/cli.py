@@ -307,6 +307,9 @@ def train_generator_command(
     trial: Annotated[int | None, typer.Option(help="RegDB trial whose training ids are used (0 = first).")] = None,
     seed: _GenInt = None,
     max_pairs: Annotated[int | None, typer.Option(help="Cap on pairs per epoch, for quick runs (0 = all).")] = None,
+    precision: Annotated[str | None, typer.Option(
+        help="auto (bf16 autocast on CUDA, fp32 on the CPU), fp32 or bf16 (fast on CPUs with AVX512-BF16/AMX).")
+    ] = None,
     device: Annotated[str | None, typer.Option(help="cpu, cuda or cuda:N (default: CUDA when present).")] = None,
     compile: Annotated[bool, typer.Option("--compile", help="torch.compile the networks.")] = False,
     resume: Annotated[bool, typer.Option("--resume", help="Continue from the run's last checkpoint.")] = False,
@@ -324,6 +327,7 @@ def train_generator_command(
         "lambda_cycle": lambda_cycle, "lambda_identity": lambda_identity, "pool_size": pool_size, "beta1": beta1,
         "beta2": beta2, "decay_start": decay_start, "heatmap_sigma": heatmap_sigma, "flip": flip,
         "crop_pad": crop_pad, "trial": trial, "seed": seed, "max_pairs": max_pairs,
+        "precision": precision,
     }
     cfg = make_config(GeneratorConfig, preset, config, overrides)
     try:
@@ -438,7 +442,8 @@ def train(
     lr_gamma: _Float = None,
     label_smoothing: _Float = None,
     triplet_weight: _Float = None,
-    amp: Annotated[bool | None, typer.Option("--amp/--no-amp", help="bf16 autocast on GPU.")] = None,
+    precision: Annotated[str | None, typer.Option(
+        help="auto (bf16 autocast on CUDA, fp32 on the CPU), fp32 or bf16.")] = None,
     channels_last: Annotated[bool | None, typer.Option("--channels-last/--no-channels-last")] = None,
     eval_batch_size: _Int = None,
 ) -> None:

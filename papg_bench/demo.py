@@ -182,7 +182,7 @@ def _protocol_features(ws: Workspace, s: DemoSettings, baseline: str, augment: s
     for split in (query, gallery):
         rows = np.array([row_of[p] for p in split.paths])
         feats = extract_features(model, store.images, rows, modality_codes(store.modalities[rows]), cfg.size, device,
-                                 cfg.eval_batch_size, amp=cfg.amp)
+                                 cfg.eval_batch_size, precision=cfg.precision)
         result += [feats, np.asarray(split.pids)]
     return tuple(result)
 

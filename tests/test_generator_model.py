@@ -133,3 +133,25 @@ def test_config_rejects_bad_switch_values():
         make_config(GeneratorConfig, overrides={"attention_norm": "cosine"})
     with pytest.raises(UserError, match="--size"):
         make_config(GeneratorConfig, overrides={"size": (30, 16)})
+    with pytest.raises(UserError, match="--precision 'fp16'"):
+        make_config(GeneratorConfig, overrides={"precision": "fp16"})
+
+
+def test_bf16_on_the_cpu_follows_the_fp32_step():
+    """--precision bf16 on the CPU: the same step, convolutions in bf16; losses stay close to fp32's."""
+    losses = {}
+    for precision in ("fp32", "bf16"):
+        cfg = make_config(GeneratorConfig, "tiny", overrides={
+            "size": (48, 32), "channels": 8, "disc_channels": 8, "blocks": 2, "pool_size": 1, "pose": False,
+            "precision": precision})
+        with torch_threads(1):
+            trainer = CycleTrainer(cfg, torch.device("cpu"), total_steps=4)
+            torch.manual_seed(1)
+            batch = Batch(real_v=torch.rand(2, 3, 48, 32) * 2 - 1, real_i=torch.rand(2, 3, 48, 32) * 2 - 1,
+                          pose_v=None, pose_i=None)
+            losses[precision] = trainer.step(batch)
+            fake_i, _ = trainer.translate(batch)
+        assert fake_i.dtype == torch.float32
+    assert losses["bf16"]["loss_G"] != losses["fp32"]["loss_G"]  # bf16 really ran
+    for key, value in losses["fp32"].items():
+        assert losses["bf16"][key] == pytest.approx(value.item(), rel=0.05), key

@@ -165,6 +165,12 @@ def test_augment_names() -> None:
             parse_augment(bad)
 
 
+def test_precision_is_checked() -> None:
+    assert tiny_config(precision="bf16").precision == "bf16"
+    with pytest.raises(UserError, match="--precision 'half'"):
+        tiny_config(precision="half").validate()
+
+
 def test_channel_exchange_and_batch_augmenter() -> None:
     images = torch.randint(0, 256, (4, 3, 8, 4), dtype=torch.uint8)
     out = channel_exchange(images, torch.tensor([True, True, False, False]), torch.tensor([0, 3, 1, 2]),

@@ -14,6 +14,7 @@ from typing import ClassVar
 from papg_bench.config import Settings
 from papg_bench.errors import UserError
 from papg_bench.generators.papg import ATTENTION_NORMS, POSE_MAPS
+from papg_bench.training import check_precision
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,7 @@ class GeneratorConfig(Settings):
     max_pairs: int = 0  # cap on training pairs per epoch (0 = every infrared training image)
     trial: int = 0  # RegDB: the trial whose training identities are used (0 = the store's first)
     samples: int = 4  # rows of the per-epoch sample grid
+    precision: str = "auto"  # auto: bf16 autocast on CUDA, fp32 on the CPU; fp32 or bf16 to force one
 
     PRESETS: ClassVar[dict[str, dict]] = {
         "tiny": {
@@ -56,6 +58,7 @@ class GeneratorConfig(Settings):
             raise UserError(f"--pose-map {self.pose_map!r} is not known: choose skeleton or heatmaps.")
         if self.attention_norm not in ATTENTION_NORMS:
             raise UserError(f"--attention-norm {self.attention_norm!r} is not known: choose dot or softmax.")
+        check_precision(self.precision)
         checks = {
             "--epochs": self.epochs >= 1, "--batch-size": self.batch_size >= 1, "--lr": self.lr > 0,
             "--blocks": self.blocks >= 0, "channels": self.channels >= 4 and self.channels % 2 == 0,

@@ -191,13 +191,13 @@ class CycleTrainer:
     """Networks, optimisers, schedulers and history buffers, and one training step on a batch."""
 
     def __init__(self, cfg: GeneratorConfig, device: torch.device, total_steps: int, info: DistInfo | None = None,
-                 compile: bool = False, channels_last: bool | None = None, amp: bool = True) -> None:
+                 compile: bool = False, channels_last: bool | None = None) -> None:
         from papg_bench.pose.maps import pose_channels
 
         self.cfg, self.device = cfg, device
         self.info = info or DistInfo()
         self.channels_last = device.type == "cuda" if channels_last is None else channels_last
-        self.amp = amp
+        self.precision = cfg.precision
         self.total_steps = total_steps
         seed_everything(cfg.seed)
         gens, discs = build_networks(pose_channels(cfg.pose_map) if cfg.pose else 0, cfg.channels, cfg.disc_channels,
@@ -236,7 +236,7 @@ class CycleTrainer:
         cfg = self.cfg
         self.gens.train()
         _set_requires_grad(self.discs, False)
-        with autocast(self.device, self.amp):
+        with autocast(self.device, self.precision):
             out = self.run_gens(batch.real_v, batch.pose_v, batch.real_i, batch.pose_i)
             judged_i = self.judge_i(out["fake_i"])
             judged_v = self.judge_v(out["fake_v"])
@@ -257,7 +257,7 @@ class CycleTrainer:
             fake_v = fake_v.contiguous(memory_format=torch.channels_last)
             fake_i = fake_i.contiguous(memory_format=torch.channels_last)
         b = real_v.shape[0]
-        with autocast(self.device, self.amp):
+        with autocast(self.device, self.precision):
             pred_v, pred_i = self.run_discs(torch.cat([real_v, fake_v.to(real_v.dtype)]),
                                             torch.cat([real_i, fake_i.to(real_i.dtype)]))
         loss_dv = (F.mse_loss(pred_v[:b], torch.ones_like(pred_v[:b]))
@@ -279,7 +279,7 @@ class CycleTrainer:
         """(fake infrared from visible, fake visible from infrared) in eval mode."""
         self.gens.eval()
         try:
-            with autocast(self.device, self.amp):
+            with autocast(self.device, self.precision):
                 return (self.gens.v2i(batch.real_v, batch.pose_v).float(),
                         self.gens.i2v(batch.real_i, batch.pose_i).float())
         finally:

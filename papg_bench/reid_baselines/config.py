@@ -7,6 +7,7 @@ from typing import Any, ClassVar
 
 from papg_bench.config import Settings
 from papg_bench.errors import UserError
+from papg_bench.training import PRECISIONS
 
 BUDGETS = ("epochs", "steps")
 
@@ -69,7 +70,7 @@ class TrainConfig(Settings):
     lr_gamma: float = 0.1
     label_smoothing: float = 0.0
     triplet_weight: float = 1.0
-    amp: bool = True  # bf16 autocast, GPU only
+    precision: str = "auto"  # auto: bf16 autocast on CUDA, fp32 on the CPU; fp32 or bf16 to force one
     channels_last: bool = True  # GPU only
     eval_batch_size: int = 256
 
@@ -89,6 +90,7 @@ class TrainConfig(Settings):
              "--channel-prob and --gray-prob must be in [0, 1]"),
             (len(self.size) == 2 and min(self.size) >= 16, "--size must be HxW with both sides at least 16"),
             (list(self.milestones) == sorted(self.milestones), "--milestones must be ascending"),
+            (self.precision in PRECISIONS, f"--precision {self.precision!r}: choose auto, fp32 or bf16"),
         ]
         for ok, message in checks:
             if not ok:

@@ -21,7 +21,7 @@ FEATURE_KINDS = ("bn", "pooled")
 @torch.no_grad()
 def extract_features(model: nn.Module, images: np.ndarray, rows: Sequence[int] | np.ndarray,
                      modalities: Sequence[int] | np.ndarray, size: tuple[int, int], device: torch.device,
-                     batch_size: int = 256, flip: bool = False, kind: str = "bn", amp: bool = True,
+                     batch_size: int = 256, flip: bool = False, kind: str = "bn", precision: str = "auto",
                      channels_last: bool = False, description: str | None = None) -> np.ndarray:
     """Features (N x D float32, unit rows) of ``images[rows]``; ``modalities`` 0 visible / 1 infrared.
 
@@ -42,7 +42,7 @@ def extract_features(model: nn.Module, images: np.ndarray, rows: Sequence[int] |
                 chunk = rows[start:start + batch_size]
                 mods = torch.as_tensor(modalities[start:start + batch_size], device=device)
                 x = normalize(resize(load_rows(images, chunk, device), size), channels_last=channels_last)
-                with autocast(device, amp):
+                with autocast(device, precision):
                     feature = model(x, mods)[kind].float()
                     if flip:
                         feature = feature + model(x.flip(-1), mods)[kind].float()

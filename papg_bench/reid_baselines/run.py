@@ -277,7 +277,7 @@ def evaluate_run(
         test = np.flatnonzero(store.in_split("test", cfg.trial if regdb else None))
         features = extract_features(
             model, store.images, test, modality_codes(store.modalities[test]), cfg.size, torch_device,
-            cfg.eval_batch_size, flip=flip_test, kind=feature, amp=cfg.amp,
+            cfg.eval_batch_size, flip=flip_test, kind=feature, precision=cfg.precision,
             channels_last=torch_device.type == "cuda" and cfg.channels_last,
             description=f"features {run}" if progress else None)
         if not np.isfinite(features).all():

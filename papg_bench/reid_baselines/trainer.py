@@ -278,7 +278,7 @@ class Trainer:
             last = m == len(shards) - 1
             sync = contextlib.nullcontext() if last or not self.dist.distributed else self.train_model.no_sync()
             with sync:
-                with autocast(self.device, self.cfg.amp):
+                with autocast(self.device, self.cfg.precision):
                     outputs = self.train_model(images, modalities)
                 loss, parts = self.criterion(outputs, labels, torch.as_tensor(index))
                 (loss / len(shards)).backward()
@@ -306,7 +306,7 @@ class Trainer:
                 images = normalize(self.images.load(index, self.device), channels_last=self.channels_last)
                 modalities = torch.as_tensor(self.pool.modalities[index], device=self.device)
                 labels = torch.as_tensor(self.pool.labels[index], device=self.device)
-                with autocast(self.device, self.cfg.amp):
+                with autocast(self.device, self.cfg.precision):
                     logits = self.model(images, modalities)["logits"]
                 losses[start:start + len(index)] = identity_loss(logits, labels, reduction="none").float().cpu()
                 if advance is not None:
@@ -342,7 +342,8 @@ class Trainer:
         rows = self.val_rows
         mods = modality_codes(self.store.modalities[rows])
         feats = extract_features(self.model, self.store.images, rows, mods, self.cfg.size, self.device,
-                                 self.cfg.eval_batch_size, amp=self.cfg.amp, channels_last=self.channels_last)
+                                 self.cfg.eval_batch_size, precision=self.cfg.precision,
+                                 channels_last=self.channels_last)
         query, gallery = rows[mods == 1], rows[mods == 0]
         fq, fg = feats[mods == 1], feats[mods == 0]
         protocol = "regdb" if self.store.meta.get("dataset") == "regdb" else "sysu"
