@@ -139,6 +139,7 @@ def test_load_poses_says_how_to_make_them(tmp_path):
         load_poses(tmp_path)
 
 
+@pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_maps_on_cuda_match_cpu():
     kp = people()
