@@ -105,7 +105,7 @@ def _stage_train(ws: Workspace, s: DemoSettings, baseline: str, augment: str) ->
     from papg_bench.reid_baselines.run import train_run
 
     outcome = train_run(ws, DEMO_DATASET, baseline=baseline, augment=augment, seed=s.seed, preset=s.reid_preset,
-                        overrides=s.reid_overrides or None, device=s.device)
+                        overrides=s.reid_overrides or None, device=s.device, replace_stale=True)
     return StageOutcome(f"train {baseline} {augment}", outcome.status, 0.0)
 
 

@@ -1,6 +1,7 @@
 """The whole demo pipeline at tiny scale: every stage runs, writes the table and plots, and a rerun reuses all."""
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 from papg_bench.demo import DemoSettings, run_demo
@@ -43,3 +44,10 @@ def test_demo_pipeline_tiny(tmp_path: Path) -> None:
     summary = json.loads((settings.out / "demo.json").read_text())
     assert [s["name"] for s in summary["stages"]] == names
     assert (settings.out / "table.md").read_text() == table
+
+    # other baseline settings: the demo trains that run again instead of stopping at the old folder
+    changed = replace(settings, baselines=("agw",), augments=("none",),
+                      reid_overrides={**settings.reid_overrides, "epochs": 3, "milestones": (2,)})
+    third = {o.name: o.status for o in run_demo(ws, changed)}
+    assert third["train agw none"] == "trained" and third["train-generator"] == "unchanged"
+    assert json.loads((ws.run_dir("synthvi", "agw-none-s0") / "summary.json").read_text())["epochs_done"] == 3

@@ -80,11 +80,14 @@ def train_run(
     restart: bool = False,
     run: str | None = None,
     stop_after: int | None = None,
+    replace_stale: bool = False,
 ) -> TrainOutcome:
     """Train (or resume, or reuse) the run of ``baseline`` + ``augment`` + ``seed`` on ``dataset``.
 
     ``stop_after`` ends the call after that many epochs in total (the run stays resumable), for time-sliced
-    jobs. Under ``torchrun`` every process calls this; rank 0 writes.
+    jobs. ``replace_stale`` (the demo's rule) reuses a complete run with the same settings and starts
+    any other run in the folder again (finished with other settings, or unfinished), instead of asking
+    for ``--restart`` / ``--resume``. Under ``torchrun`` every process calls this; rank 0 writes.
     """
     get_baseline(baseline)
     augment = canonical_augment(augment)
@@ -111,10 +114,15 @@ def train_run(
             summary = json.loads(summary_path.read_text())
             if summary.get("config_hash") == digest and summary.get("complete"):
                 return TrainOutcome(run_dir, "reused", summary)
-            raise UserError(
-                f"{run_dir} holds a finished run with other settings (hash {summary.get('config_hash')}, now "
-                f"{digest}): pass --restart to replace it, or name another run with --run."
-            )
+            if replace_stale:
+                restart = True
+            else:
+                raise UserError(
+                    f"{run_dir} holds a finished run with other settings (hash {summary.get('config_hash')}, "
+                    f"now {digest}): pass --restart to replace it, or name another run with --run."
+                )
+        elif replace_stale and not restart and (run_dir / "checkpoint.pt").is_file():
+            restart = True  # an unfinished run whose settings cannot be checked without its summary
         if restart and dist_info.is_main and run_dir.exists():
             shutil.rmtree(run_dir)
         barrier(dist_info)
