@@ -169,6 +169,10 @@ def test_precision_is_checked() -> None:
     assert tiny_config(precision="bf16").precision == "bf16"
     with pytest.raises(UserError, match="--precision 'half'"):
         tiny_config(precision="half").validate()
+    from papg_bench.reid_baselines.run import config_from_run
+
+    assert config_from_run({"train": {"amp": False, "width": 16}}).precision == "fp32"  # a run from before
+    assert config_from_run({"train": {"amp": True}}).precision == "auto"
 
 
 def test_channel_exchange_and_batch_augmenter() -> None:

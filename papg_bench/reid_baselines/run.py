@@ -151,6 +151,8 @@ def train_run(
 def config_from_run(run_config: dict[str, Any]) -> TrainConfig:
     """The run's settings, rebuilt to construct its model (weights come from the checkpoint)."""
     values = dict(run_config["train"])
+    if values.get("amp") is False and "precision" not in values:  # runs written before --precision
+        values["precision"] = "fp32"
     fields = {f.name: f for f in dataclasses.fields(TrainConfig)}
     for key, value in list(values.items()):
         if key not in fields:
