@@ -87,6 +87,18 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+def profile_step(trainer: CycleTrainer, batch: Batch, device: torch.device) -> None:
+    """One more step under torch.profiler: operators by self time, grouped by input shape."""
+    from torch.profiler import ProfilerActivity, profile
+
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
+    with profile(activities=activities, record_shapes=True) as prof:
+        trainer.step(batch)
+        sync(device)
+    sort = "self_cuda_time_total" if device.type == "cuda" else "self_cpu_time_total"
+    print(prof.key_averages(group_by_input_shape=True).table(sort_by=sort, row_limit=25), flush=True)
+
+
 def run(candidate: Candidate, threads: int, args: argparse.Namespace) -> dict:
     device = torch.device(args.device)
     torch.set_num_threads(threads)
@@ -109,6 +121,8 @@ def run(candidate: Candidate, threads: int, args: argparse.Namespace) -> dict:
             trainer.step(batch)
             sync(device)
             times.append(time.perf_counter() - start)
+        if args.profile:
+            profile_step(trainer, batch, device)
     finally:
         NonLocalBlock.attend = ASSOCIATIVE
     step = sorted(times)[len(times) // 2]
@@ -128,6 +142,7 @@ def main() -> None:
     parser.add_argument("--precision", default="fp32", choices=["fp32", "bf16"],
                         help="of the papg-bench candidates (released is always fp32, as the released code)")
     parser.add_argument("--json", help="also write the results here")
+    parser.add_argument("--profile", action="store_true", help="print a profile of one more step per candidate")
     args = parser.parse_args()
     candidates = [Candidate.parse(c) for c in args.candidates]
     results = []
