@@ -20,6 +20,15 @@ else:  # pragma: no cover - Python 3.10
 
 from papg_bench.errors import UserError
 
+PRECISIONS = ("auto", "fp32", "bf16")  # auto: bf16 autocast on CUDA, fp32 on the CPU
+
+
+def check_precision(precision: str) -> str:
+    """The ``precision`` setting of the generator and the baselines, or a UserError naming the option."""
+    if precision not in PRECISIONS:
+        raise UserError(f"--precision {precision!r} is not known: choose auto, fp32 or bf16.")
+    return precision
+
 PRESET_NAMES = ("paper", "tiny")
 
 T = TypeVar("T")

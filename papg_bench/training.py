@@ -18,6 +18,7 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
+from papg_bench.config import check_precision
 from papg_bench.errors import UserError
 from papg_bench.workspace import atomic_torch_save
 
@@ -61,20 +62,11 @@ def barrier(info: DistInfo) -> None:
         dist.barrier()
 
 
-PRECISIONS = ("auto", "fp32", "bf16")
-
-
-def check_precision(precision: str, option: str = "--precision") -> str:
-    if precision not in PRECISIONS:
-        raise UserError(f"{option} {precision!r} is not known: choose auto, fp32 or bf16.")
-    return precision
-
-
 def uses_bf16(device: torch.device, precision: str = "auto") -> bool:
     """``auto`` is bf16 autocast on CUDA and fp32 on the CPU (the reference, and exact resume's setting).
 
-    ``bf16`` on the CPU runs convolutions through oneDNN's bf16 kernels: about twice as fast where the
-    processor has AVX512-BF16 or AMX, slower where it has neither.
+    ``bf16`` on the CPU runs convolutions through oneDNN's bf16 kernels (about twice the generator's
+    throughput on this project's AVX512-BF16 machine; BENCHMARKS.md).
     """
     return check_precision(precision) == "bf16" or (precision == "auto" and device.type == "cuda")
 

@@ -11,10 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
-from papg_bench.config import Settings
+from papg_bench.config import Settings, check_precision
 from papg_bench.errors import UserError
 from papg_bench.generators.papg import ATTENTION_NORMS, POSE_MAPS
-from papg_bench.training import check_precision
 
 
 @dataclass(frozen=True)

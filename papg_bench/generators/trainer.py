@@ -40,6 +40,7 @@ from papg_bench.generators.config import GeneratorConfig
 from papg_bench.generators.pairing import PairSchedule
 from papg_bench.generators.papg import DiscriminatorPair, GeneratorPair, build_networks, sync_batchnorm
 from papg_bench.pose.keypoints import FLIP_PERMUTATION
+from papg_bench.pose.maps import load_poses, pose_channels, render_pose_maps, scale_keypoints
 from papg_bench.progress import track
 from papg_bench.runtime import resolve_device, rng_state, seed_everything, set_rng_state
 from papg_bench.training import (
@@ -153,8 +154,6 @@ class BatchMaker:
     def pose_maps(self, rows: np.ndarray, geometry: Geometry | None) -> torch.Tensor | None:
         if not self.cfg.pose or self.poses is None:
             return None
-        from papg_bench.pose.maps import render_pose_maps, scale_keypoints
-
         height, width = self.cfg.size
         kp = self.poses[torch.as_tensor(rows)].to(self.device)
         if tuple(self.store.size) != (height, width):
@@ -192,12 +191,9 @@ class CycleTrainer:
 
     def __init__(self, cfg: GeneratorConfig, device: torch.device, total_steps: int, info: DistInfo | None = None,
                  compile: bool = False, channels_last: bool | None = None) -> None:
-        from papg_bench.pose.maps import pose_channels
-
         self.cfg, self.device = cfg, device
         self.info = info or DistInfo()
         self.channels_last = device.type == "cuda" if channels_last is None else channels_last
-        self.precision = cfg.precision
         self.total_steps = total_steps
         seed_everything(cfg.seed)
         gens, discs = build_networks(pose_channels(cfg.pose_map) if cfg.pose else 0, cfg.channels, cfg.disc_channels,
@@ -236,7 +232,7 @@ class CycleTrainer:
         cfg = self.cfg
         self.gens.train()
         _set_requires_grad(self.discs, False)
-        with autocast(self.device, self.precision):
+        with autocast(self.device, self.cfg.precision):
             out = self.run_gens(batch.real_v, batch.pose_v, batch.real_i, batch.pose_i)
             judged_i = self.judge_i(out["fake_i"])
             judged_v = self.judge_v(out["fake_v"])
@@ -257,7 +253,7 @@ class CycleTrainer:
             fake_v = fake_v.contiguous(memory_format=torch.channels_last)
             fake_i = fake_i.contiguous(memory_format=torch.channels_last)
         b = real_v.shape[0]
-        with autocast(self.device, self.precision):
+        with autocast(self.device, self.cfg.precision):
             pred_v, pred_i = self.run_discs(torch.cat([real_v, fake_v.to(real_v.dtype)]),
                                             torch.cat([real_i, fake_i.to(real_i.dtype)]))
         loss_dv = (F.mse_loss(pred_v[:b], torch.ones_like(pred_v[:b]))
@@ -279,7 +275,7 @@ class CycleTrainer:
         """(fake infrared from visible, fake visible from infrared) in eval mode."""
         self.gens.eval()
         try:
-            with autocast(self.device, self.precision):
+            with autocast(self.device, self.cfg.precision):
                 return (self.gens.v2i(batch.real_v, batch.pose_v).float(),
                         self.gens.i2v(batch.real_i, batch.pose_i).float())
         finally:
@@ -332,8 +328,6 @@ def load_store_poses(store: Store, cfg: GeneratorConfig, dataset: str) -> np.nda
     if not (store.path / "poses.npy").is_file():
         raise UserError(f"{store.path / 'poses.npy'} does not exist: run `papg-bench pose --dataset {dataset}` first, "
                         "or train without pose conditioning (--no-pose).")
-    from papg_bench.pose.maps import load_poses
-
     poses = load_poses(store.path)
     if len(poses) != len(store):
         raise UserError(f"{store.path / 'poses.npy'} has {len(poses)} rows but the store has {len(store)}: "
@@ -558,8 +552,6 @@ def _norm(value: Any) -> Any:
 
 def load_generators(path: Path, device: torch.device) -> tuple[GeneratorConfig, GeneratorPair, dict[str, Any]]:
     """The trained generator pair of ``generators.pt`` in eval mode, with its settings and the file's metadata."""
-    from papg_bench.pose.maps import pose_channels
-
     state = load_checkpoint(path, GENERATORS_KIND)
     saved = dict(state["config"])
     saved["size"] = tuple(saved["size"])

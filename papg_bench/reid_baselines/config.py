@@ -5,9 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from papg_bench.config import Settings
+from papg_bench.config import Settings, check_precision
 from papg_bench.errors import UserError
-from papg_bench.training import PRECISIONS
 
 BUDGETS = ("epochs", "steps")
 
@@ -75,6 +74,7 @@ class TrainConfig(Settings):
     eval_batch_size: int = 256
 
     def validate(self) -> TrainConfig:
+        check_precision(self.precision)
         checks = [
             (self.epochs >= 1, "--epochs must be at least 1"),
             (self.num_ids >= 2, "--num-ids must be at least 2 (the triplet loss needs negatives)"),
@@ -90,7 +90,6 @@ class TrainConfig(Settings):
              "--channel-prob and --gray-prob must be in [0, 1]"),
             (len(self.size) == 2 and min(self.size) >= 16, "--size must be HxW with both sides at least 16"),
             (list(self.milestones) == sorted(self.milestones), "--milestones must be ascending"),
-            (self.precision in PRECISIONS, f"--precision {self.precision!r}: choose auto, fp32 or bf16"),
         ]
         for ok, message in checks:
             if not ok:
