@@ -8,6 +8,8 @@ for both generators, both discriminators with history buffers, three Adam steps)
   as the reference; batch 1, fp32, contiguous tensors (the released ``train.py``);
 - ``assoc``: papg-bench's non-local block, ``theta (phi^T g) / N``, O(N C^2);
 - ``+cl``: channels_last tensors and weights (oneDNN's preferred layout);
+- ``+compile``: ``torch.compile`` of the four networks;
+- ``+wino``: the residual trunk's 3x3 convolutions by Winograd F(2x2, 3x3) (``papg_bench.generators.winograd``);
 - ``bN``: N pairs per step; pairs/s is what counts;
 - ``tT``: T intra-op threads;
 - ``--precision bf16``: bf16 autocast for papg-bench's candidates (fp32 weights, optimiser and losses); on
@@ -55,15 +57,17 @@ class Candidate:
     batch: int
     channels_last: bool
     compile: bool = False
+    winograd: bool = False
 
     @classmethod
     def parse(cls, text: str) -> Candidate:
-        """``released`` | ``assoc[+cl][+compile][-bN]`` (``released-bN`` for the released block at batch N)."""
+        """``released`` | ``assoc[+cl][+compile][+wino][-bN]`` (``released-bN``: the released block at batch N)."""
         head, _, batch = text.partition("-b")
         parts = head.split("+")
         if parts[0] not in ("released", "assoc"):
-            raise SystemExit(f"unknown candidate {text!r}: released[-bN] or assoc[+cl][+compile][-bN]")
-        return cls(text, parts[0] == "released", int(batch or 1), "cl" in parts, "compile" in parts)
+            raise SystemExit(f"unknown candidate {text!r}: released[-bN] or assoc[+cl][+compile][+wino][-bN]")
+        return cls(text, parts[0] == "released", int(batch or 1), "cl" in parts, "compile" in parts,
+                   "wino" in parts)
 
 
 def make_batch(batch: int, size: tuple[int, int], device: torch.device, channels_last: bool) -> Batch:
@@ -108,7 +112,7 @@ def run(candidate: Candidate, threads: int, args: argparse.Namespace) -> dict:
         cfg = make_config(GeneratorConfig, "paper", overrides={"batch_size": candidate.batch, "size": args.size,
                                                                "precision": precision})
         trainer = CycleTrainer(cfg, device, total_steps=10_000, compile=candidate.compile,
-                               channels_last=candidate.channels_last)
+                               channels_last=candidate.channels_last, winograd=candidate.winograd)
         batch = make_batch(candidate.batch, args.size, device, candidate.channels_last)
         start = time.perf_counter()
         for _ in range(args.warmup):

@@ -143,7 +143,7 @@ def test_scores_and_cli(ws, capsys):
     work = str(ws.root)
     code = main(["--work", work, "train-generator", "--dataset", "sysu", "--run", "cli", "--preset", "tiny",
                  "--size", "48x32", "--epochs", "1", "--batch-size", "2", "--max-pairs", "4", "--blocks", "1",
-                 "--no-attention", "--pose-map", "heatmaps", "--device", "cpu"])
+                 "--no-attention", "--pose-map", "heatmaps", "--device", "cpu", "--channels-last", "--winograd"])
     assert code == 0
     code = main(["--work", work, "generate", "--dataset", "sysu", "--run", "cli", "--device", "cpu", "--score"])
     assert code == 0

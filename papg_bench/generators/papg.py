@@ -10,6 +10,10 @@ embedded-dot-product non-local block) with two changes that do not change the fu
 * ``attention_norm="softmax"`` (the paper's figure) runs the fused kernel
   :func:`torch.nn.functional.scaled_dot_product_attention` with scale 1 (embedded Gaussian).
 
+The residual trunk's 3x3 convolutions can also run the Winograd algorithm (:mod:`.winograd`, the
+trainer's ``winograd`` switch): the same convolution in fewer multiply-adds, for CPU training under
+``torch.compile``.
+
 The non-local output batch norm is initialised to zero as in the non-local paper, so every block starts as
 the identity (the released ``train.py`` re-initialises it with ``weights_init_normal`` afterwards; we
 keep the zero start that the issue and the non-local paper specify).
@@ -23,6 +27,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from papg_bench.errors import UserError
+from papg_bench.generators.winograd import Conv3x3
 
 ATTENTION_NORMS = ("dot", "softmax")
 POSE_MAPS = ("skeleton", "heatmaps")
@@ -69,8 +74,8 @@ class ResidualBlock(nn.Module):
     def __init__(self, channels: int, attention: bool, attention_norm: str = "dot") -> None:
         super().__init__()
         self.conv_block = nn.Sequential(
-            nn.ReflectionPad2d(1), nn.Conv2d(channels, channels, 3), nn.InstanceNorm2d(channels), nn.ReLU(True),
-            nn.ReflectionPad2d(1), nn.Conv2d(channels, channels, 3), nn.InstanceNorm2d(channels),
+            nn.ReflectionPad2d(1), Conv3x3(channels, channels), nn.InstanceNorm2d(channels), nn.ReLU(True),
+            nn.ReflectionPad2d(1), Conv3x3(channels, channels), nn.InstanceNorm2d(channels),
         )
         self.non_local = NonLocalBlock(channels, attention_norm) if attention else None
 

@@ -39,6 +39,7 @@ from papg_bench.errors import UserError
 from papg_bench.generators.config import GeneratorConfig
 from papg_bench.generators.pairing import PairSchedule
 from papg_bench.generators.papg import DiscriminatorPair, GeneratorPair, build_networks, sync_batchnorm
+from papg_bench.generators.winograd import use_winograd
 from papg_bench.pose.keypoints import FLIP_PERMUTATION
 from papg_bench.pose.maps import load_poses, pose_channels, render_pose_maps, scale_keypoints
 from papg_bench.progress import track
@@ -190,7 +191,7 @@ class CycleTrainer:
     """Networks, optimisers, schedulers and history buffers, and one training step on a batch."""
 
     def __init__(self, cfg: GeneratorConfig, device: torch.device, total_steps: int, info: DistInfo | None = None,
-                 compile: bool = False, channels_last: bool | None = None) -> None:
+                 compile: bool = False, channels_last: bool | None = None, winograd: bool = False) -> None:
         self.cfg, self.device = cfg, device
         self.info = info or DistInfo()
         self.channels_last = device.type == "cuda" if channels_last is None else channels_last
@@ -198,6 +199,7 @@ class CycleTrainer:
         seed_everything(cfg.seed)
         gens, discs = build_networks(pose_channels(cfg.pose_map) if cfg.pose else 0, cfg.channels, cfg.disc_channels,
                                      cfg.blocks, cfg.attention, cfg.attention_norm)
+        use_winograd(gens, winograd)
         memory = torch.channels_last if self.channels_last else torch.contiguous_format
         gens.to(device, memory_format=memory)
         discs.to(device, memory_format=memory)
@@ -415,13 +417,16 @@ def train_generator(
     device: str | torch.device | None = None,
     resume: bool = False,
     compile: bool = False,
+    channels_last: bool | None = None,
+    winograd: bool = False,
     stop_after_epoch: int | None = None,
     show_progress: bool = True,
 ) -> TrainResult:
     """Train (or resume, or confirm complete) the PAPG run ``<work>/generators/<dataset>/<run>/``.
 
-    ``stop_after_epoch`` ends the run after that epoch's checkpoint, as an interruption would (time-limited
-    jobs; tests of ``--resume``).
+    ``compile``, ``channels_last`` (default: on CUDA) and ``winograd`` change how fast it trains, not what it
+    computes, so they are not settings of the run. ``stop_after_epoch`` ends the run after that epoch's
+    checkpoint, as an interruption would (time-limited jobs; tests of ``--resume``).
     """
     device = resolve_device(device) if not isinstance(device, torch.device) else device
     info = init_distributed(device)
@@ -438,7 +443,8 @@ def train_generator(
     global_batch = cfg.batch_size * info.world_size
     steps_per_epoch = schedule.steps_per_epoch(global_batch)
     total_steps = steps_per_epoch * cfg.epochs
-    trainer = CycleTrainer(cfg, device, total_steps, info, compile=compile)
+    trainer = CycleTrainer(cfg, device, total_steps, info, compile=compile, channels_last=channels_last,
+                           winograd=winograd)
     maker = BatchMaker(store, poses, cfg, device, trainer.channels_last)
 
     start_epoch, seconds = 0, 0.0
