@@ -352,7 +352,9 @@ def train_generator_command(
 def generate(
     ctx: typer.Context,
     dataset: Dataset,
-    run: _GenRun = "papg",
+    run: Annotated[str | None, typer.Option(
+        "--run", help="Generator run name: <work>/generators/<dataset>/<run>/ (default papg; counterparts with "
+        "--counterparts).")] = None,
     batch_size: Annotated[int, typer.Option(help="Images per generator batch.")] = 16,
     device: Annotated[str | None, typer.Option(help="cpu, cuda or cuda:N (default: CUDA when present).")] = None,
     png: Annotated[Path | None, typer.Option("--png", help="Also write A/ (fake V) and B/ (fake I) PNGs here.")
@@ -360,13 +362,28 @@ def generate(
     score: Annotated[bool, typer.Option("--score", help="SSIM/PSNR/L1 vs true counterparts, and modality gap.")
                      ] = False,
     force: Annotated[bool, typer.Option("--force", help="Regenerate even when up to date.")] = False,
+    counterparts: Annotated[bool, typer.Option(
+        "--counterparts", help="Write the true counterparts (synthvi's, RegDB's co-captured pairs) instead of a "
+        "generator's output: the augmentation's upper bound.")] = False,
+    trial: Annotated[int, typer.Option(help="With --counterparts: RegDB trial whose training ids are used (0 = "
+                                            "first).")] = 0,
 ) -> None:
     """Each training image's counterpart in the other modality: <work>/generated/<dataset>/<run>/."""
     from papg_bench.generators.quality import quality_tables
     from papg_bench.generators.synthesis import generate as generate_images
 
-    result = generate_images(workspace(ctx), dataset, run=run, batch_size=batch_size, device=device, png_dir=png,
-                             score=score, force=force)
+    if counterparts:
+        from papg_bench.generators.counterparts import write_counterparts
+
+        if png is not None or score:
+            raise UserError("--counterparts writes the true images: --png and --score are for a generator's output.")
+        result = write_counterparts(workspace(ctx), dataset, run=run or "counterparts", trial=trial, force=force)
+        what = "unchanged (same store; --force to redo)" if result.status == "unchanged" else "written"
+        out.print(f"{result.path}: {result.count} true counterparts, {what}; train with --augment papg "
+                  f"--generated-run {result.path.name}", highlight=False)
+        return
+    result = generate_images(workspace(ctx), dataset, run=run or "papg", batch_size=batch_size, device=device,
+                             png_dir=png, score=score, force=force)
     what = "unchanged (same generator and store; --force to redo)" if result.status == "unchanged" else "written"
     out.print(f"{result.path}: {result.count} images, {what}; generator sha256 {result.generator_sha256[:16]}",
               highlight=False)

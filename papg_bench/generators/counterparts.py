@@ -1,0 +1,106 @@
+"""``papg-bench generate --counterparts``: the generated store a perfect generator would write.
+
+Every training image gets its true counterpart in the other modality instead of a generator's output:
+synthvi's ``<root>/synthvi/counterparts/<path>`` (same person, pose and moment, rendered in the other
+modality) or, for RegDB, the co-captured image of the other modality (Visible k <-> Thermal k). The store
+has the layout and provenance columns of :mod:`.synthesis` (``generator`` is ``counterparts``), so
+``papg-bench train --augment papg --generated-run counterparts`` trains a baseline with the augmentation's
+upper bound: what no generator can beat.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from papg_bench.data.store import Store, is_complete, open_store
+from papg_bench.data.writer import StoreWriter
+from papg_bench.errors import UserError
+from papg_bench.generators.pairing import training_rows
+from papg_bench.generators.quality import counterpart_source, true_counterparts
+from papg_bench.generators.synthesis import DIRECTIONS, GenerateResult
+from papg_bench.progress import track
+from papg_bench.workspace import Workspace, sha256_file
+
+GENERATOR = "counterparts"
+CHUNK = 256
+
+
+def write_counterparts(ws: Workspace, dataset: str, run: str = GENERATOR, trial: int = 0,
+                       force: bool = False) -> GenerateResult:
+    """Write (or confirm up to date) ``<work>/generated/<dataset>/<run>/`` from the true counterparts."""
+    store = open_store(ws.dataset_dir(dataset), "store")
+    source = counterpart_source(store)
+    if source is None:
+        raise UserError(f"--counterparts: the store of {dataset} has no true counterparts (synthvi keeps them in "
+                        "<root>/synthvi/counterparts/, RegDB pairs Visible k with Thermal k): prepare a synthvi or "
+                        "RegDB dataset, or train a generator and run generate without --counterparts.")
+    source_checksum = store.meta.get("content_checksum") or sha256_file(store.path / "index.csv")
+    digest = f"{GENERATOR}:trial{trial}"
+    out = ws.generated_dir(dataset, run)
+    start = time.perf_counter()
+    status = "unchanged"
+    if force or not _up_to_date(out, digest, source_checksum):
+        _write(store, source, digest, source_checksum, out, dataset, trial)
+        status = "generated"
+    count = len(open_store(out, "generated store"))
+    return GenerateResult(out, status, count, digest, time.perf_counter() - start)
+
+
+def _up_to_date(out: Path, digest: str, source_checksum: str) -> bool:
+    if not is_complete(out):
+        return False
+    meta = json.loads((out / "meta.json").read_text())
+    return meta.get("generator_sha256") == digest and meta.get("source_checksum") == source_checksum
+
+
+def _write(store: Store, source: str, digest: str, source_checksum: str, out: Path, dataset: str,
+           trial: int) -> None:
+    rows = training_rows(store, trial)
+    by_direction = {name: rows[store.modalities[rows] == modality] for name, (modality, _) in DIRECTIONS.items()}
+    height, width = store.size
+    columns: dict[str, list[Any]] = {k: [] for k in ("path", "pid", "cam", "modality", "split", "source_row",
+                                                     "direction", "generator", "seed")}
+    keep: list[int] = []
+    with StoreWriter(out, len(rows), height, width) as writer, \
+            track(f"counterparts {dataset}", len(rows), "img") as advance:
+        offset = 0
+        for name, source_rows in by_direction.items():
+            for begin in range(0, len(source_rows), CHUNK):
+                chunk = source_rows[begin:begin + CHUNK]
+                found, images = true_counterparts(store, chunk)
+                writer.images[offset:offset + len(images)] = images
+                for row in chunk[found]:
+                    keep.append(offset)
+                    offset += 1
+                    columns["path"].append(f"{name}/{store.paths[row]}")
+                    columns["pid"].append(int(store.pids[row]))
+                    columns["cam"].append(int(store.cams[row]))
+                    columns["modality"].append(DIRECTIONS[name][1])
+                    columns["split"].append(store.splits[row])
+                    columns["source_row"].append(int(row))
+                    columns["direction"].append(name)
+                    columns["generator"].append(GENERATOR)
+                    columns["seed"].append(0)
+                advance(len(chunk))
+        if not keep:
+            raise UserError(f"--counterparts: none of the {len(rows)} training images of {dataset} has a true "
+                            f"counterpart in {source}: was the dataset moved since prepare?")
+        if len(keep) < len(rows):
+            writer.compact(keep)
+        writer.finish(columns, {
+            "dataset": store.meta.get("dataset"),
+            **({"trials": store.meta["trials"]} if "trials" in store.meta else {}),
+            "kind": "generated",
+            "source_store": str(store.path),
+            "source_checksum": source_checksum,
+            "content_checksum": f"{digest}:{source_checksum}",
+            "generator": source,
+            "generator_sha256": digest,
+            "generator_run": GENERATOR,
+            "trial": trial,
+            "directions": {name: int(sum(1 for d in columns["direction"] if d == name)) for name in DIRECTIONS},
+            "missing_counterparts": len(rows) - len(keep),
+        })
