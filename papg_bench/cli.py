@@ -376,12 +376,15 @@ def generate(
         from papg_bench.generators.counterparts import write_counterparts
 
         if png is not None or score:
-            raise UserError("--counterparts writes the true images: --png and --score are for a generator's output.")
+            raise UserError("--counterparts writes the true images: --png and --score score a generator's output; "
+                            "drop them.")
         result = write_counterparts(workspace(ctx), dataset, run=run or "counterparts", trial=trial, force=force)
         what = "unchanged (same store; --force to redo)" if result.status == "unchanged" else "written"
         out.print(f"{result.path}: {result.count} true counterparts, {what}; train with --augment papg "
                   f"--generated-run {result.path.name}", highlight=False)
         return
+    if trial:
+        raise UserError("--trial goes with --counterparts; a generator's images use the trial it was trained on.")
     result = generate_images(workspace(ctx), dataset, run=run or "papg", batch_size=batch_size, device=device,
                              png_dir=png, score=score, force=force)
     what = "unchanged (same generator and store; --force to redo)" if result.status == "unchanged" else "written"

@@ -62,6 +62,7 @@ def test_baseline_trains_on_counterparts_and_cli(sysu_ws: Workspace, capsys: pyt
     assert main(["--work", work, "generate", "--dataset", "sysu", "--counterparts"]) == 0
     assert "--generated-run counterparts" in capsys.readouterr().out
     assert main(["--work", work, "generate", "--dataset", "sysu", "--counterparts", "--score"]) == 2
+    assert main(["--work", work, "generate", "--dataset", "sysu", "--trial", "1"]) == 2
     with torch_threads(1):
         outcome = train_run(sysu_ws, "sysu", "agw", "papg", seed=0, preset="tiny", device="cpu",
                             overrides={**TINY, "generated_run": "counterparts"})
