@@ -367,6 +367,10 @@ def generate(
         "generator's output: the augmentation's upper bound.")] = False,
     trial: Annotated[int, typer.Option(help="With --counterparts: RegDB trial whose training ids are used (0 = "
                                             "first).")] = 0,
+    other_moment: Annotated[bool, typer.Option(
+        "--other-moment", help="With --counterparts: the counterpart of another image of the identity (another "
+        "camera where possible), so no pose or background is shared.")] = False,
+    seed: Annotated[int, typer.Option(help="With --other-moment: seed of the draw.")] = 0,
 ) -> None:
     """Each training image's counterpart in the other modality: <work>/generated/<dataset>/<run>/."""
     from papg_bench.generators.quality import quality_tables
@@ -378,13 +382,16 @@ def generate(
         if png is not None or score:
             raise UserError("--counterparts writes the true images: --png and --score score a generator's output; "
                             "drop them.")
-        result = write_counterparts(workspace(ctx), dataset, run=run or "counterparts", trial=trial, force=force)
+        default_run = "counterparts-other" if other_moment else "counterparts"
+        result = write_counterparts(workspace(ctx), dataset, run=run or default_run, trial=trial, force=force,
+                                    other_moment=other_moment, seed=seed)
         what = "unchanged (same store; --force to redo)" if result.status == "unchanged" else "written"
         out.print(f"{result.path}: {result.count} true counterparts, {what}; train with --augment papg "
                   f"--generated-run {result.path.name}", highlight=False)
         return
-    if trial:
-        raise UserError("--trial goes with --counterparts; a generator's images use the trial it was trained on.")
+    if trial or other_moment or seed:
+        raise UserError("--trial, --other-moment and --seed go with --counterparts; a generator's images use the "
+                        "trial and seed it was trained with.")
     result = generate_images(workspace(ctx), dataset, run=run or "papg", batch_size=batch_size, device=device,
                              png_dir=png, score=score, force=force)
     what = "unchanged (same generator and store; --force to redo)" if result.status == "unchanged" else "written"

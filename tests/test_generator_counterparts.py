@@ -91,3 +91,20 @@ def test_store_without_counterparts_is_refused(tmp_path: Path) -> None:
     with pytest.raises(UserError, match="no true counterparts"):
         write_counterparts(ws, "sysu")
     assert not ws.generated_dir("sysu", "counterparts").exists()
+
+
+def test_other_moment_counterparts_share_identity_not_camera(sysu_ws: Workspace) -> None:
+    result = write_counterparts(sysu_ws, "sysu", run="other", other_moment=True, seed=3)
+    store = open_store(sysu_ws.dataset_dir("sysu"))
+    generated = open_store(result.path)
+    source, partner = generated.columns["source_row"], generated.columns["counterpart_of"]
+    assert len(generated) == len(training_rows(store))
+    assert (store.pids[partner] == store.pids[source]).all()
+    assert (store.modalities[partner] == store.modalities[source]).all()
+    assert (generated.pids == store.pids[source]).all()
+    assert (store.cams[partner] != store.cams[source]).mean() > 0.9
+    folder = Path(store.meta["source_root"]) / "synthvi" / "counterparts"
+    k = len(generated) // 3
+    assert np.array_equal(generated.images[k], load_resized(folder / store.paths[partner[k]], *SIZE))
+    again = write_counterparts(sysu_ws, "sysu", run="other-again", other_moment=True, seed=3)
+    assert np.array_equal(open_store(again.path).columns["counterpart_of"], partner)  # seeded

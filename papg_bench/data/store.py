@@ -26,7 +26,7 @@ from papg_bench.errors import UserError
 
 STORE_FORMAT = 1
 BASE_COLUMNS = ("row", "path", "pid", "cam", "modality", "split")
-INT_COLUMNS = {"row", "pid", "cam", "source_row"}
+INT_COLUMNS = {"row", "pid", "cam", "source_row", "counterpart_of"}
 
 
 @dataclass
