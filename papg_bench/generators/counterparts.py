@@ -16,19 +16,24 @@ pixel-aligned pairs, which a generator's output always is.
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from papg_bench.data.store import Store, is_complete, open_store
+from papg_bench.data.store import Store, open_store
 from papg_bench.data.writer import StoreWriter
 from papg_bench.errors import UserError
 from papg_bench.generators.pairing import training_rows
 from papg_bench.generators.quality import counterpart_source, true_counterparts
-from papg_bench.generators.synthesis import DIRECTIONS, GenerateResult
+from papg_bench.generators.synthesis import (
+    DIRECTIONS,
+    GENERATED_COLUMNS,
+    GenerateResult,
+    add_generated_row,
+    up_to_date,
+)
 from papg_bench.progress import track
 from papg_bench.workspace import Workspace, sha256_file
 
@@ -66,18 +71,11 @@ def write_counterparts(ws: Workspace, dataset: str, run: str = GENERATOR, trial:
     out = ws.generated_dir(dataset, run)
     start = time.perf_counter()
     status = "unchanged"
-    if force or not _up_to_date(out, digest, source_checksum):
+    if force or not up_to_date(out, digest, source_checksum):
         _write(store, source, digest, source_checksum, out, dataset, trial, other_moment, seed)
         status = "generated"
     count = len(open_store(out, "generated store"))
     return GenerateResult(out, status, count, digest, time.perf_counter() - start)
-
-
-def _up_to_date(out: Path, digest: str, source_checksum: str) -> bool:
-    if not is_complete(out):
-        return False
-    meta = json.loads((out / "meta.json").read_text())
-    return meta.get("generator_sha256") == digest and meta.get("source_checksum") == source_checksum
 
 
 def _write(store: Store, source: str, digest: str, source_checksum: str, out: Path, dataset: str,
@@ -87,36 +85,25 @@ def _write(store: Store, source: str, digest: str, source_checksum: str, out: Pa
                           strict=True))
     by_direction = {name: rows[store.modalities[rows] == modality] for name, (modality, _) in DIRECTIONS.items()}
     height, width = store.size
-    columns: dict[str, list[Any]] = {k: [] for k in ("path", "pid", "cam", "modality", "split", "source_row",
-                                                     "direction", "generator", "seed", "counterpart_of")}
-    keep: list[int] = []
+    columns: dict[str, list[Any]] = {k: [] for k in (*GENERATED_COLUMNS, "counterpart_of")}
     with StoreWriter(out, len(rows), height, width) as writer, \
             track(f"counterparts {dataset}", len(rows), "img") as advance:
-        offset = 0
+        written = 0
         for name, source_rows in by_direction.items():
             for begin in range(0, len(source_rows), CHUNK):
                 chunk = source_rows[begin:begin + CHUNK]
                 found, images = true_counterparts(store, np.asarray([partner_of[int(r)] for r in chunk]))
-                writer.images[offset:offset + len(images)] = images
+                writer.images[written:written + len(images)] = images  # rows with a counterpart, in order
+                written += len(images)
                 for row in chunk[found]:
-                    keep.append(offset)
-                    offset += 1
-                    columns["path"].append(f"{name}/{store.paths[row]}")
-                    columns["pid"].append(int(store.pids[row]))
-                    columns["cam"].append(int(store.cams[row]))
-                    columns["modality"].append(DIRECTIONS[name][1])
-                    columns["split"].append(store.splits[row])
-                    columns["source_row"].append(int(row))
-                    columns["direction"].append(name)
-                    columns["generator"].append(GENERATOR)
-                    columns["seed"].append(seed if other_moment else 0)
+                    add_generated_row(columns, store, row, name, GENERATOR, seed if other_moment else 0)
                     columns["counterpart_of"].append(partner_of[int(row)])
                 advance(len(chunk))
-        if not keep:
+        if not written:
             raise UserError(f"--counterparts: none of the {len(rows)} training images of {dataset} has a true "
                             f"counterpart in {source}: was the dataset moved since prepare?")
-        if len(keep) < len(rows):
-            writer.compact(keep)
+        if written < len(rows):
+            writer.compact(range(written))
         writer.finish(columns, {
             "dataset": store.meta.get("dataset"),
             **({"trials": store.meta["trials"]} if "trials" in store.meta else {}),
@@ -129,6 +116,6 @@ def _write(store: Store, source: str, digest: str, source_checksum: str, out: Pa
             "generator_run": GENERATOR,
             "trial": trial,
             "other_moment": other_moment,
-            "directions": {name: int(sum(1 for d in columns["direction"] if d == name)) for name in DIRECTIONS},
-            "missing_counterparts": len(rows) - len(keep),
+            "directions": {name: columns["direction"].count(name) for name in DIRECTIONS},
+            "missing_counterparts": len(rows) - written,
         })

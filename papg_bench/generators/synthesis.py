@@ -71,7 +71,7 @@ def generate(
     source_checksum = store.meta.get("content_checksum") or sha256_file(store.path / "index.csv")
     start = time.perf_counter()
     status = "unchanged"
-    if force or not _up_to_date(out, digest, source_checksum):
+    if force or not up_to_date(out, digest, source_checksum):
         _write_generated(store, weights, digest, source_checksum, out, dataset, run, batch_size, device)
         status = "generated"
     generated = open_store(out, "generated store")
@@ -85,7 +85,20 @@ def generate(
     return GenerateResult(out, status, len(generated), digest, seconds, written_png, quality)
 
 
-def _up_to_date(out: Path, digest: str, source_checksum: str) -> bool:
+GENERATED_COLUMNS = ("path", "pid", "cam", "modality", "split", "source_row", "direction", "generator", "seed")
+
+
+def add_generated_row(columns: dict[str, list[Any]], store: Store, row: int, direction: str, generator: str,
+                      seed: int) -> None:
+    """The index entry of the image made from source ``row`` in ``direction`` (GENERATED_COLUMNS)."""
+    values = (f"{direction}/{store.paths[row]}", int(store.pids[row]), int(store.cams[row]), DIRECTIONS[direction][1],
+              store.splits[row], int(row), direction, generator, seed)
+    for name, value in zip(GENERATED_COLUMNS, values, strict=True):
+        columns[name].append(value)
+
+
+def up_to_date(out: Path, digest: str, source_checksum: str) -> bool:
+    """Whether ``out`` is a complete generated store of generator ``digest`` from the store ``source_checksum``."""
     if not is_complete(out):
         return False
     meta = json.loads((out / "meta.json").read_text())
@@ -105,13 +118,11 @@ def _write_generated(store: Store, weights: Path, digest: str, source_checksum: 
     by_direction = {name: rows[store.modalities[rows] == source] for name, (source, _) in DIRECTIONS.items()}
     count = sum(len(r) for r in by_direction.values())
     height, width = store.size
-    columns: dict[str, list[Any]] = {k: [] for k in ("path", "pid", "cam", "modality", "split", "source_row",
-                                                     "direction", "generator", "seed")}
+    columns: dict[str, list[Any]] = {k: [] for k in GENERATED_COLUMNS}
     with StoreWriter(out, count, height, width) as writer, track(f"generate {dataset}/{run}", count, "img") as advance:
         offset = 0
         for name, source_rows in by_direction.items():
             generator = gens.v2i if name == "V2I" else gens.i2v
-            target = DIRECTIONS[name][1]
             for begin in range(0, len(source_rows), batch_size):
                 chunk = source_rows[begin:begin + batch_size]
                 with autocast(device):
@@ -122,15 +133,7 @@ def _write_generated(store: Store, weights: Path, digest: str, source_checksum: 
                 offset += len(chunk)
                 advance(len(chunk))
             for row in source_rows:
-                columns["path"].append(f"{name}/{store.paths[row]}")
-                columns["pid"].append(int(store.pids[row]))
-                columns["cam"].append(int(store.cams[row]))
-                columns["modality"].append(target)
-                columns["split"].append(store.splits[row])
-                columns["source_row"].append(int(row))
-                columns["direction"].append(name)
-                columns["generator"].append(digest)
-                columns["seed"].append(cfg.seed)
+                add_generated_row(columns, store, row, name, digest, cfg.seed)
         meta = {
             "dataset": store.meta.get("dataset"),
             **({"trials": store.meta["trials"]} if "trials" in store.meta else {}),
