@@ -6,15 +6,21 @@ response, train AGW ``tiny`` (no augmentation) on it and evaluate with the SYSU 
 Variants (the response of garments, shoes, bags and hats; skin, hair and scenery as in synthvi unless
 said):
 
-- ``released``: synthvi as shipped (a hue-driven dye term scaled by a material offset and gain);
-- ``luma-mix``: dye term 0.1 + 0.55 x lightness + 0.35 x the hue term, materials as shipped;
-- ``luma-material``: material offset + gain x luma;
-- ``luma-exceptions``: luma with mild material gains, but dark blues/purples glow (0.75) and
+- ``projection``: synthvi's default (``synth --infrared projection``): a red-weighted, gamma-compressed
+  projection of the dye with mild material offsets and gains;
+- ``material-dye``: synthvi version 1 (``synth --infrared material-dye``): a hue-driven, non-monotonic
+  dye term scaled by a material offset and gain;
+- ``projection-no-material``: ``projection`` with one offset and gain for every material;
+- ``inverted``: 0.15 + 0.75 (1 - luma)^0.8 with ``projection``'s material gains (dark dyes bright);
+- ``luma-mix``: ``material-dye`` with the dye term 0.1 + 0.55 x lightness + 0.35 x its hue term;
+- ``luma-material``: ``material-dye``'s material offset + gain x luma;
+- ``luma-exceptions``: luma with ``projection``'s material gains, but dark blues/purples glow (0.75) and
   saturated yellows go dark (0.3);
 - ``luma-exceptions-no-material``: the same with one gain for every material;
-- ``luma``: infrared = visible luma everywhere on the person (skin and hair too), scenery included.
+- ``luma``: infrared = visible luma everywhere on the person (skin and hair too).
 
-Rendering runs in this process (``workers=1``) so that the patched response reaches it.
+The seed is synthvi's and the training's. Rendering runs in this process (``workers=1``) so that a
+patched response reaches it.
 """
 
 from __future__ import annotations
@@ -29,9 +35,11 @@ import numpy as np
 
 from papg_bench.data import synthvi_materials as mat
 
-VARIANTS = ("released", "luma-mix", "luma-material", "luma-exceptions", "luma-exceptions-no-material", "luma")
-MILD = {"cotton": (0.05, 0.9), "synthetic": (0.0, 0.85), "wool": (0.1, 0.8), "denim": (0.05, 0.8),
-        "leather": (0.0, 0.7), "rubber": (0.0, 0.6), "nylon": (0.05, 0.85)}
+RESPONSES = ("projection", "material-dye")  # synthvi's own, chosen by synth --infrared
+VARIANTS = (*RESPONSES, "projection-no-material", "inverted", "luma-mix", "luma-material", "luma-exceptions",
+            "luma-exceptions-no-material", "luma")
+MILD = mat.PROJECTION_MATERIAL
+ONE_GAIN = {k: (0.05, 0.85) for k in MILD}
 
 
 def luma(rgb: tuple[int, int, int]) -> float:
@@ -58,9 +66,14 @@ def luma_with_exceptions(rgb: tuple[int, int, int]) -> float:
     return luma(rgb)
 
 
+def red_projection(rgb: tuple[int, int, int]) -> float:
+    return ((0.5 * rgb[0] + 0.35 * rgb[1] + 0.15 * rgb[2]) / 255) ** 0.8
+
+
 def patch(variant: str) -> None:
-    """Replace synthvi's near-infrared response in :mod:`papg_bench.data.synthvi_materials`."""
+    """Replace the garments' near-infrared response in :mod:`papg_bench.data.synthvi_materials`."""
     shipped = dict(mat.NIR_MATERIAL)
+    mat.garment_nir = lambda _response, material, rgb: mat.nir(material, rgb)
 
     def affine(gains: dict[str, tuple[float, float]], dye):  # noqa: ANN001, ANN202
         def nir(material: str, rgb: tuple[int, int, int]) -> float:
@@ -75,7 +88,11 @@ def patch(variant: str) -> None:
     elif variant == "luma-exceptions":
         mat.nir = affine(MILD, luma_with_exceptions)
     elif variant == "luma-exceptions-no-material":
-        mat.nir = affine({k: (0.05, 0.85) for k in MILD}, luma_with_exceptions)
+        mat.nir = affine(ONE_GAIN, luma_with_exceptions)
+    elif variant == "inverted":
+        mat.nir = affine(MILD, lambda rgb: 0.15 + 0.75 * (1 - luma(rgb)) ** 0.8)
+    elif variant == "projection-no-material":
+        mat.nir = affine(ONE_GAIN, red_projection)
     elif variant == "luma":
         mat.nir = lambda material, rgb: luma(rgb)
         mat.skin_nir = luma
@@ -89,14 +106,16 @@ def run(variant: str, out: Path, seed: int) -> dict:
     from papg_bench.reid_baselines.run import evaluate_run, train_run
     from papg_bench.workspace import Workspace
 
-    saved = (mat.dye_term, mat.nir, mat.skin_nir, mat.hair_nir)
-    patch(variant)
+    saved = (mat.dye_term, mat.nir, mat.skin_nir, mat.hair_nir, mat.garment_nir)
+    if variant not in RESPONSES:
+        patch(variant)
     try:
         ws = Workspace(out / variant)
         src = ws.root / "sources" / "small"
-        synthesize(src, "sysu", preset="small", seed=seed, workers=1)
+        synthesize(src, "sysu", preset="small", seed=seed, workers=1,
+                   infrared=variant if variant in RESPONSES else "material-dye")
     finally:
-        mat.dye_term, mat.nir, mat.skin_nir, mat.hair_nir = saved
+        mat.dye_term, mat.nir, mat.skin_nir, mat.hair_nir, mat.garment_nir = saved
     prepare_store(read_sysu(src), src, ws.dataset_dir("synthvi"), size=(128, 64))
     start = time.time()
     train_run(ws, "synthvi", "agw", "none", seed=seed, preset="tiny", device="cpu")

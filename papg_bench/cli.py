@@ -124,13 +124,17 @@ def synth(
     workers: Annotated[int | None, typer.Option(help="Rendering processes (default: all cores).")] = None,
     preview: Annotated[Path | None, typer.Option(help="Also write a labelled preview grid to this PNG.")] = None,
     force: Annotated[bool, typer.Option("--force", help="Render even when --out is complete already.")] = False,
+    infrared: Annotated[str, typer.Option(
+        help="Near-infrared response of garments (SYSU layout): projection, or material-dye (synthvi 1, hard).")
+    ] = "projection",
 ) -> None:
     """Render synthvi, the built-in visible/infrared person dataset, in the SYSU-MM01 or RegDB layout."""
     from papg_bench.data.synthvi import synthesize
     from papg_bench.data.synthvi_preview import write_preview
 
     result = synthesize(out_dir, layout, preset=preset, seed=seed, ids=ids,
-                        size=parse_size(size) if size is not None else None, workers=workers, force=force)
+                        size=parse_size(size) if size is not None else None, workers=workers, force=force,
+                        infrared=infrared)
     if result.status == "unchanged":
         out.print(f"{result.root}: unchanged ({result.images} images); use --force to render again.")
     else:
@@ -547,13 +551,19 @@ def demo(
     out_dir: Annotated[Path, typer.Option("--out", help="Where the tables and plots go.")] = Path("results/demo"),
     seed: Annotated[int, typer.Option(help="Seed of the data, the generator and the baselines.")] = 0,
     device: Annotated[str | None, typer.Option(help="cpu, cuda, cuda:N (default: CUDA when present).")] = None,
+    infrared: Annotated[str, typer.Option(
+        help="synthvi's near-infrared response: projection, or material-dye (synthvi 1, hard).")] = "projection",
 ) -> None:
     """The whole pipeline on the built-in synthvi dataset; stages already complete are reused."""
     from papg_bench.demo import DemoSettings, run_demo
 
     if scale not in ("small", "tiny"):
         raise UserError(f"--scale {scale!r}: choose small or tiny.")
-    settings = DemoSettings(synth_preset=scale, seed=seed, out=out_dir, device=device)
+    from papg_bench.data.synthvi_materials import INFRARED_RESPONSES
+
+    if infrared not in INFRARED_RESPONSES:
+        raise UserError(f"--infrared {infrared!r} is not known: choose one of {', '.join(INFRARED_RESPONSES)}.")
+    settings = DemoSettings(synth_preset=scale, seed=seed, out=out_dir, device=device, infrared=infrared)
     run_demo(workspace(ctx), settings)
     table = out_dir / "table.md"
     if table.is_file():

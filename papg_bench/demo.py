@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from papg_bench.config import make_config
+from papg_bench.data.synthvi_materials import DEFAULT_INFRARED
 from papg_bench.progress import console, shared_progress
 from papg_bench.workspace import Workspace, atomic_write_json
 
@@ -32,6 +33,7 @@ GENERATOR_RUN = "papg"
 class DemoSettings:
     synth_preset: str = "small"
     seed: int = 0
+    infrared: str = DEFAULT_INFRARED
     generator_preset: str = "tiny"
     generator_overrides: dict[str, Any] = field(default_factory=lambda: {"epochs": 2})
     reid_preset: str = "tiny"
@@ -51,14 +53,15 @@ class StageOutcome:
 
 
 def _source_dir(ws: Workspace, settings: DemoSettings) -> Path:
-    return ws.root / "sources" / f"synthvi-sysu-{settings.synth_preset}-s{settings.seed}"
+    suffix = "" if settings.infrared == DEFAULT_INFRARED else f"-{settings.infrared}"
+    return ws.root / "sources" / f"synthvi-sysu-{settings.synth_preset}-s{settings.seed}{suffix}"
 
 
 def _stage_synth(ws: Workspace, s: DemoSettings) -> StageOutcome:
     from papg_bench.data.synthvi import synthesize
 
-    result = synthesize(_source_dir(ws, s), "sysu", preset=s.synth_preset, seed=s.seed)
-    return StageOutcome("synth", result.status, 0.0, {"images": result.images})
+    result = synthesize(_source_dir(ws, s), "sysu", preset=s.synth_preset, seed=s.seed, infrared=s.infrared)
+    return StageOutcome("synth", result.status, 0.0, {"images": result.images, "infrared": s.infrared})
 
 
 def _stage_prepare(ws: Workspace, s: DemoSettings) -> StageOutcome:

@@ -25,6 +25,7 @@ import numpy as np
 
 from papg_bench.data.store import remove_stale_temporaries
 from papg_bench.data.synthvi_body import Identity, View, pose_skeleton, sample_identity
+from papg_bench.data.synthvi_materials import DEFAULT_INFRARED, INFRARED_RESPONSES
 from papg_bench.data.synthvi_render import Moment, encode_jpeg, keypoints, person_layers, render, scene_offset
 from papg_bench.data.synthvi_scene import REGDB_CAMERAS, SYSU_CAMERAS, Camera
 from papg_bench.data.sysu import IR_CAMERAS, RGB_CAMERAS
@@ -32,7 +33,7 @@ from papg_bench.errors import UserError
 from papg_bench.progress import track
 from papg_bench.workspace import atomic_path, atomic_write_json, atomic_write_text
 
-VERSION = 1
+VERSION = 2  # 2: the garments' near-infrared response is a parameter (--infrared), default projection
 LAYOUTS = ("sysu", "regdb")
 GT_DIR = "synthvi"
 KEYPOINTS_HEADER = "name:keypoints_y:keypoints_x"
@@ -64,6 +65,7 @@ class Params:
     seed: int
     ids: int
     size: tuple[int, int]
+    infrared: str = DEFAULT_INFRARED
 
     def key(self) -> dict:
         return {"version": VERSION, **asdict(self), "size": list(self.size)}
@@ -78,7 +80,7 @@ class SynthResult:
 
 
 def make_params(layout: str, preset: str = "small", seed: int = 0, ids: int | None = None,
-                size: tuple[int, int] | None = None) -> Params:
+                size: tuple[int, int] | None = None, infrared: str = DEFAULT_INFRARED) -> Params:
     if layout not in LAYOUTS:
         raise UserError(f"--layout {layout!r} is not known: choose sysu or regdb.")
     if preset not in PRESETS:
@@ -92,7 +94,9 @@ def make_params(layout: str, preset: str = "small", seed: int = 0, ids: int | No
         raise UserError(f"--ids {count}: at most 9999 identities fit the four-digit SYSU folder names.")
     if seed < 0:
         raise UserError(f"--seed {seed}: give a non-negative integer.")
-    return Params(layout, preset, int(seed), int(count), tuple(size or p.size))  # type: ignore[arg-type]
+    if infrared not in INFRARED_RESPONSES:
+        raise UserError(f"--infrared {infrared!r} is not known: choose one of {', '.join(INFRARED_RESPONSES)}.")
+    return Params(layout, preset, int(seed), int(count), tuple(size or p.size), infrared)  # type: ignore[arg-type]
 
 
 # ----------------------------------------------------------------------------------------- planning
@@ -189,8 +193,8 @@ def make_moment(person: Identity, camera: Camera, seed: int, track_key: tuple[in
 _state: dict = {}
 
 
-def _init_worker(root: str, seed: int, height: int, width: int) -> None:
-    _state.update(root=Path(root), seed=seed, height=height, width=width)
+def _init_worker(root: str, seed: int, height: int, width: int, infrared: str) -> None:
+    _state.update(root=Path(root), seed=seed, height=height, width=width, infrared=infrared)
 
 
 def _write(rel: str, data: bytes) -> None:
@@ -202,14 +206,14 @@ def _write(rel: str, data: bytes) -> None:
 def _render_track(task: tuple[str, int, int, int]) -> list[tuple[str, list[int], list[int]]]:
     """Render and write one track; returns (name, ys, xs) keypoint rows."""
     layout, pid, cam, count = task
-    seed, h, w = _state["seed"], _state["height"], _state["width"]
+    seed, h, w, infrared = _state["seed"], _state["height"], _state["width"], _state["infrared"]
     person = sample_identity(seed, pid)
     rows = []
     for k in range(count):
         if layout == "sysu":
             camera = SYSU_CAMERAS[cam]
             moment, rng = make_moment(person, camera, seed, (pid, cam), k, h, w)
-            layers = person_layers(moment, h, w)
+            layers = person_layers(moment, h, w, infrared)
             own = render(moment, camera, camera.modality, seed, h, w, rng, layers)
             other = "I" if camera.modality == "V" else "V"
             twin = render(moment, camera, other, seed, h, w, rng, layers)
@@ -221,7 +225,7 @@ def _render_track(task: tuple[str, int, int, int]) -> list[tuple[str, list[int],
         else:
             vis_cam, th_cam = REGDB_CAMERAS[1], REGDB_CAMERAS[2]
             moment, rng = make_moment(person, vis_cam, seed, (pid, 0), k, h, w)
-            layers = person_layers(moment, h, w)
+            layers = person_layers(moment, h, w, infrared)
             names = list(regdb_names(pid, k))
             _write(names[0], encode_jpeg(render(moment, vis_cam, "V", seed, h, w, rng, layers), vis_cam.visible.jpeg))
             _write(names[1], encode_jpeg(render(moment, th_cam, "I", seed, h, w, rng, layers), th_cam.infrared.jpeg))
@@ -247,10 +251,14 @@ def is_complete(out: Path, params: Params) -> bool:
 
 
 def synthesize(out: Path, layout: str, preset: str = "small", seed: int = 0, ids: int | None = None,
-               size: tuple[int, int] | None = None, workers: int | None = None, force: bool = False) -> SynthResult:
-    """Render synthvi in ``layout`` at ``out`` (unless it is already complete for these parameters)."""
+               size: tuple[int, int] | None = None, workers: int | None = None, force: bool = False,
+               infrared: str = DEFAULT_INFRARED) -> SynthResult:
+    """Render synthvi in ``layout`` at ``out`` (unless it is already complete for these parameters).
+
+    ``infrared`` names the garments' near-infrared response (SYSU layout; RegDB's thermal images see heat).
+    """
     out = Path(out)
-    params = make_params(layout, preset, seed, ids, size)
+    params = make_params(layout, preset, seed, ids, size, infrared)
     if is_complete(out, params) and not force:
         return SynthResult(out, "unchanged", int(read_meta(out)["images"]), 0.0)  # type: ignore[index]
     if out.exists() and (not out.is_dir() or (any(out.iterdir()) and read_meta(out) is None)):
@@ -267,9 +275,9 @@ def synthesize(out: Path, layout: str, preset: str = "small", seed: int = 0, ids
     return SynthResult(out, "built", count, time.perf_counter() - start)
 
 
-def ensure_synthvi(out: Path, layout: str, preset: str, seed: int) -> Path:
+def ensure_synthvi(out: Path, layout: str, preset: str, seed: int, infrared: str = DEFAULT_INFRARED) -> Path:
     """The synthvi root at ``out``, rendered only when it is not already complete for these parameters."""
-    return synthesize(out, layout, preset=preset, seed=seed).root
+    return synthesize(out, layout, preset=preset, seed=seed, infrared=infrared).root
 
 
 def _render_all(tmp: Path, params: Params, workers: int | None) -> int:
@@ -287,7 +295,7 @@ def _render_all(tmp: Path, params: Params, workers: int | None) -> int:
     tasks = [tasks[i] for i in order]
     total = sum(t[3] for t in tasks) * per_task
     workers = max(1, min(workers or os.cpu_count() or 1, len(tasks)))
-    init_args = (str(tmp), params.seed, h, w)
+    init_args = (str(tmp), params.seed, h, w, params.infrared)
     rows: list[tuple[str, list[int], list[int]]] = []
     with track(f"synth {params.layout}", total=total, unit="img") as advance:
         if workers == 1:
@@ -320,6 +328,7 @@ def _render_all(tmp: Path, params: Params, workers: int | None) -> int:
         "preset": params.preset,
         "seed": params.seed,
         "version": VERSION,
+        "infrared": params.infrared,
         "image_size": list(params.size),
         "identities": params.ids,
         "images": len(rows),

@@ -162,14 +162,16 @@ def learnability(root: Path, steps: int = 600, seed: int = 0) -> dict[str, float
 
 def main() -> None:
     from papg_bench.data.synthvi import synthesize
+    from papg_bench.data.synthvi_materials import DEFAULT_INFRARED, INFRARED_RESPONSES
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--preset", default="tiny")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--steps", type=int, default=600)
+    parser.add_argument("--infrared", default=DEFAULT_INFRARED, choices=sorted(INFRARED_RESPONSES))
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        root = synthesize(Path(tmp) / "sysu", "sysu", preset=args.preset, seed=args.seed).root
+        root = synthesize(Path(tmp) / "sysu", "sysu", preset=args.preset, seed=args.seed, infrared=args.infrared).root
         figures = learnability(root, steps=args.steps, seed=args.seed)
     print(" ".join(f"{k}={v:.3f}" for k, v in figures.items()))
 

@@ -61,20 +61,26 @@ class Moment:
     light: float  # illumination gain of this moment
 
 
-def label_tables(person: Identity) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per-label visible albedo (9 x 3), near-infrared (9) and thermal (9) intensity of ``person``."""
+def label_tables(person: Identity, infrared: str = mat.DEFAULT_INFRARED) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per-label visible albedo (9 x 3), near-infrared (9) and thermal (9) intensity of ``person``.
+
+    ``infrared`` names the garments' near-infrared response (:data:`synthvi_materials.INFRARED_RESPONSES`).
+    """
+    def nir(material: str, rgb: tuple[int, int, int]) -> float:
+        return mat.garment_nir(infrared, material, rgb)
+
     parts = {
         SKIN: (person.skin, mat.skin_nir(person.skin), mat.SKIN_THERMAL),
         HAIR: (person.hair_colour, mat.hair_nir(person.hair_colour), mat.HAIR_THERMAL),
-        UPPER: (person.upper_colour, mat.nir(person.upper_material, person.upper_colour),
+        UPPER: (person.upper_colour, nir(person.upper_material, person.upper_colour),
                 mat.thermal_garment(person.upper_material, person.upper_colour)),
-        UPPER_B: (person.upper_colour_b, mat.nir(person.upper_material, person.upper_colour_b),
+        UPPER_B: (person.upper_colour_b, nir(person.upper_material, person.upper_colour_b),
                   mat.thermal_garment(person.upper_material, person.upper_colour_b)),
-        LOWER: (person.lower_colour, mat.nir(person.lower_material, person.lower_colour),
+        LOWER: (person.lower_colour, nir(person.lower_material, person.lower_colour),
                 mat.thermal_garment(person.lower_material, person.lower_colour)),
-        SHOES: (person.shoe_colour, mat.nir("rubber", person.shoe_colour), 0.3),
-        ACCESSORY: (person.accessory_colour, mat.nir("nylon", person.accessory_colour), 0.22),
-        HAT: (person.hat_colour, mat.nir("wool", person.hat_colour), 0.45),
+        SHOES: (person.shoe_colour, nir("rubber", person.shoe_colour), 0.3),
+        ACCESSORY: (person.accessory_colour, nir("nylon", person.accessory_colour), 0.22),
+        HAT: (person.hat_colour, nir("wool", person.hat_colour), 0.45),
     }
     vis = np.zeros((N_LABELS, 3), dtype=np.float32)
     nir = np.zeros(N_LABELS, dtype=np.float32)
@@ -338,9 +344,9 @@ FINISH = {
 }
 
 
-def code_tables(person: Identity) -> np.ndarray:
+def code_tables(person: Identity, infrared: str = mat.DEFAULT_INFRARED) -> np.ndarray:
     """256 x 6 uint8 lookup: code -> (alpha, R, G, B, near infrared, thermal)."""
-    vis_t, nir_t, th_t = label_tables(person)
+    vis_t, nir_t, th_t = label_tables(person, infrared)
     finish = {SKIN: "skin", HAIR: "hair", UPPER: person.upper_material, UPPER_B: person.upper_material,
               LOWER: person.lower_material, SHOES: "rubber", ACCESSORY: "nylon", HAT: "wool"}
     table = np.zeros((256, 6), dtype=np.float64)
@@ -357,10 +363,10 @@ def code_tables(person: Identity) -> np.ndarray:
     return np.round(np.clip(table, 0, 1) * 255).astype(np.int64)
 
 
-def person_layers(moment: Moment, height: int, width: int) -> PersonLayers:
+def person_layers(moment: Moment, height: int, width: int, infrared: str = mat.DEFAULT_INFRARED) -> PersonLayers:
     """Colour the code image for every modality with Pillow lookups, then average SS x SS blocks."""
     (x0, y0), codes = rasterize(moment, height, width)
-    table = code_tables(moment.person)
+    table = code_tables(moment.person, infrared)
     code_img = Image.fromarray(codes)
     bands = [np.asarray(code_img.point(table[:, c].tolist()).reduce(SS), dtype=np.float32) for c in range(6)]
     scale = np.float32(1 / 255)
@@ -379,9 +385,8 @@ def _composite(background: np.ndarray, layers: PersonLayers, channel: np.ndarray
 
 
 def render(moment: Moment, camera: Camera, modality: str, seed: int, height: int, width: int,
-           rng: np.random.Generator, layers: PersonLayers | None = None) -> np.ndarray:
-    """The H x W x 3 uint8 image of ``moment`` seen by ``camera`` in ``modality`` ("V" or "I")."""
-    layers = layers if layers is not None else person_layers(moment, height, width)
+           rng: np.random.Generator, layers: PersonLayers) -> np.ndarray:
+    """The H x W x 3 uint8 image of ``moment`` (``layers``) seen by ``camera`` in ``modality`` ("V" or "I")."""
     scene = make_scene(seed, camera.scene, height, width)
     sx, sy = moment.scene_xy
     crop = (slice(sy, sy + height), slice(sx, sx + width))
