@@ -225,4 +225,4 @@ def test_modality_gap_is_real_and_learnable(sysu_tiny: Path) -> None:
     within = min(r["visible_to_visible"], r["infrared_to_infrared"])
     assert within > 3 * chance
     assert r["infrared_to_visible"] < within / 2  # the modality gap is real
-    assert r["infrared_to_translated_visible"] > max(2 * chance, r["infrared_to_visible"] + 0.05)  # and learnable
+    assert r["infrared_to_translated_visible"] > max(2 * chance, r["infrared_to_visible"] + 0.04)  # and learnable
