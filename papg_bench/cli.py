@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 import papg_bench
+from papg_bench.data.synthvi_materials import DEFAULT_INFRARED, check_infrared
 from papg_bench.errors import UserError
 from papg_bench.workspace import WORK_ENV, Workspace
 
@@ -126,7 +127,7 @@ def synth(
     force: Annotated[bool, typer.Option("--force", help="Render even when --out is complete already.")] = False,
     infrared: Annotated[str, typer.Option(
         help="Near-infrared response of garments (SYSU layout): projection, or material-dye (synthvi 1, hard).")
-    ] = "projection",
+    ] = DEFAULT_INFRARED,
 ) -> None:
     """Render synthvi, the built-in visible/infrared person dataset, in the SYSU-MM01 or RegDB layout."""
     from papg_bench.data.synthvi import synthesize
@@ -552,18 +553,15 @@ def demo(
     seed: Annotated[int, typer.Option(help="Seed of the data, the generator and the baselines.")] = 0,
     device: Annotated[str | None, typer.Option(help="cpu, cuda, cuda:N (default: CUDA when present).")] = None,
     infrared: Annotated[str, typer.Option(
-        help="synthvi's near-infrared response: projection, or material-dye (synthvi 1, hard).")] = "projection",
+        help="synthvi's near-infrared response: projection, or material-dye (synthvi 1, hard).")] = DEFAULT_INFRARED,
 ) -> None:
     """The whole pipeline on the built-in synthvi dataset; stages already complete are reused."""
     from papg_bench.demo import DemoSettings, run_demo
 
     if scale not in ("small", "tiny"):
         raise UserError(f"--scale {scale!r}: choose small or tiny.")
-    from papg_bench.data.synthvi_materials import INFRARED_RESPONSES
-
-    if infrared not in INFRARED_RESPONSES:
-        raise UserError(f"--infrared {infrared!r} is not known: choose one of {', '.join(INFRARED_RESPONSES)}.")
-    settings = DemoSettings(synth_preset=scale, seed=seed, out=out_dir, device=device, infrared=infrared)
+    settings = DemoSettings(synth_preset=scale, seed=seed, out=out_dir, device=device,
+                            infrared=check_infrared(infrared))
     run_demo(workspace(ctx), settings)
     table = out_dir / "table.md"
     if table.is_file():

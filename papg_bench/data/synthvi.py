@@ -25,7 +25,7 @@ import numpy as np
 
 from papg_bench.data.store import remove_stale_temporaries
 from papg_bench.data.synthvi_body import Identity, View, pose_skeleton, sample_identity
-from papg_bench.data.synthvi_materials import DEFAULT_INFRARED, INFRARED_RESPONSES
+from papg_bench.data.synthvi_materials import DEFAULT_INFRARED, check_infrared
 from papg_bench.data.synthvi_render import Moment, encode_jpeg, keypoints, person_layers, render, scene_offset
 from papg_bench.data.synthvi_scene import REGDB_CAMERAS, SYSU_CAMERAS, Camera
 from papg_bench.data.sysu import IR_CAMERAS, RGB_CAMERAS
@@ -94,9 +94,8 @@ def make_params(layout: str, preset: str = "small", seed: int = 0, ids: int | No
         raise UserError(f"--ids {count}: at most 9999 identities fit the four-digit SYSU folder names.")
     if seed < 0:
         raise UserError(f"--seed {seed}: give a non-negative integer.")
-    if infrared not in INFRARED_RESPONSES:
-        raise UserError(f"--infrared {infrared!r} is not known: choose one of {', '.join(INFRARED_RESPONSES)}.")
-    return Params(layout, preset, int(seed), int(count), tuple(size or p.size), infrared)  # type: ignore[arg-type]
+    return Params(layout, preset, int(seed), int(count), tuple(size or p.size),  # type: ignore[arg-type]
+                  check_infrared(infrared))
 
 
 # ----------------------------------------------------------------------------------------- planning

@@ -25,6 +25,8 @@ import colorsys
 
 import numpy as np
 
+from papg_bench.errors import UserError
+
 # material: (offset, gain) of the near-infrared response to the dye term
 NIR_MATERIAL = {
     "cotton": (0.08, 0.9), "synthetic": (0.0, 0.55), "wool": (0.35, 0.6), "denim": (0.15, 0.45),
@@ -76,6 +78,13 @@ def projection_nir(material: str, rgb: tuple[int, int, int]) -> float:
 
 INFRARED_RESPONSES = {"projection": projection_nir, "material-dye": nir}
 DEFAULT_INFRARED = "projection"
+
+
+def check_infrared(response: str) -> str:
+    """``response`` if synthvi knows it, else a :class:`UserError` naming ``--infrared``."""
+    if response not in INFRARED_RESPONSES:
+        raise UserError(f"--infrared {response!r} is not known: choose one of {', '.join(INFRARED_RESPONSES)}.")
+    return response
 
 
 def garment_nir(response: str, material: str, rgb: tuple[int, int, int]) -> float:
