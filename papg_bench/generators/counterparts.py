@@ -32,10 +32,12 @@ from papg_bench.generators.synthesis import (
     GENERATED_COLUMNS,
     GenerateResult,
     add_generated_row,
+    generated_meta,
+    store_checksum,
     up_to_date,
 )
 from papg_bench.progress import track
-from papg_bench.workspace import Workspace, sha256_file
+from papg_bench.workspace import Workspace
 
 GENERATOR = "counterparts"
 CHUNK = 256
@@ -66,7 +68,7 @@ def write_counterparts(ws: Workspace, dataset: str, run: str = GENERATOR, trial:
         raise UserError(f"--counterparts: the store of {dataset} has no true counterparts (synthvi keeps them in "
                         "<root>/synthvi/counterparts/, RegDB pairs Visible k with Thermal k): prepare a synthvi or "
                         "RegDB dataset, or train a generator and run generate without --counterparts.")
-    source_checksum = store.meta.get("content_checksum") or sha256_file(store.path / "index.csv")
+    source_checksum = store_checksum(store)
     digest = f"{GENERATOR}:trial{trial}" + (f":other-moment:seed{seed}" if other_moment else "")
     out = ws.generated_dir(dataset, run)
     start = time.perf_counter()
@@ -105,14 +107,8 @@ def _write(store: Store, source: str, digest: str, source_checksum: str, out: Pa
         if written < len(rows):
             writer.compact(range(written))
         writer.finish(columns, {
-            "dataset": store.meta.get("dataset"),
-            **({"trials": store.meta["trials"]} if "trials" in store.meta else {}),
-            "kind": "generated",
-            "source_store": str(store.path),
-            "source_checksum": source_checksum,
-            "content_checksum": f"{digest}:{source_checksum}",
+            **generated_meta(store, digest, source_checksum),
             "generator": source,
-            "generator_sha256": digest,
             "generator_run": GENERATOR,
             "trial": trial,
             "other_moment": other_moment,

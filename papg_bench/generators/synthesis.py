@@ -68,7 +68,7 @@ def generate(
     digest = sha256_file(weights)
     store = open_store(ws.dataset_dir(dataset), "store")
     out = ws.generated_dir(dataset, run)
-    source_checksum = store.meta.get("content_checksum") or sha256_file(store.path / "index.csv")
+    source_checksum = store_checksum(store)
     start = time.perf_counter()
     status = "unchanged"
     if force or not up_to_date(out, digest, source_checksum):
@@ -95,6 +95,24 @@ def add_generated_row(columns: dict[str, list[Any]], store: Store, row: int, dir
               store.splits[row], int(row), direction, generator, seed)
     for name, value in zip(GENERATED_COLUMNS, values, strict=True):
         columns[name].append(value)
+
+
+def store_checksum(store: Store) -> str:
+    """What a generated store records of its source store, to notice when that store is rebuilt."""
+    return store.meta.get("content_checksum") or sha256_file(store.path / "index.csv")
+
+
+def generated_meta(store: Store, digest: str, source_checksum: str) -> dict[str, Any]:
+    """The provenance every generated store starts its meta.json with (generator-specific keys follow)."""
+    return {
+        "dataset": store.meta.get("dataset"),
+        **({"trials": store.meta["trials"]} if "trials" in store.meta else {}),
+        "kind": "generated",
+        "source_store": str(store.path),
+        "source_checksum": source_checksum,
+        "content_checksum": f"{digest}:{source_checksum}",
+        "generator_sha256": digest,
+    }
 
 
 def up_to_date(out: Path, digest: str, source_checksum: str) -> bool:
@@ -135,14 +153,8 @@ def _write_generated(store: Store, weights: Path, digest: str, source_checksum: 
             for row in source_rows:
                 add_generated_row(columns, store, row, name, digest, cfg.seed)
         meta = {
-            "dataset": store.meta.get("dataset"),
-            **({"trials": store.meta["trials"]} if "trials" in store.meta else {}),
-            "kind": "generated",
-            "source_store": str(store.path),
-            "source_checksum": source_checksum,
-            "content_checksum": f"{digest}:{source_checksum}",
+            **generated_meta(store, digest, source_checksum),
             "generator": str(weights),
-            "generator_sha256": digest,
             "generator_run": run,
             "generator_config": state["config"],
             "seed": cfg.seed,

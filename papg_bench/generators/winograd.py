@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
 # G of F(2x2, 3x3): 3 filter taps -> 4 transformed taps
 _FILTER_TRANSFORM = ((1.0, 0.0, 0.0), (0.5, 0.5, 0.5), (0.5, -0.5, 0.5), (0.0, 0.0, 1.0))
@@ -78,7 +77,7 @@ class Conv3x3(nn.Conv2d):
         if self.winograd and winograd_applies(x, self.weight, self.stride, self.padding, self.dilation,
                                               self.groups):
             return winograd_conv3x3(x, self.weight, self.bias)
-        return F.conv2d(x, self.weight, self.bias)
+        return super().forward(x)
 
 
 def use_winograd(module: nn.Module, enabled: bool = True) -> int:
