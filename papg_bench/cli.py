@@ -11,8 +11,10 @@ from rich.console import Console
 from rich.table import Table
 
 import papg_bench
+from papg_bench.catalog import dataset_names
 from papg_bench.data.synthvi_materials import DEFAULT_INFRARED, check_infrared
-from papg_bench.errors import UserError
+from papg_bench.errors import UserError, os_error_message
+from papg_bench.numerics import THREADS_ENV
 from papg_bench.workspace import WORK_ENV, Workspace
 
 app = typer.Typer(
@@ -25,7 +27,8 @@ app = typer.Typer(
 out = Console()
 err = Console(stderr=True)
 
-Dataset = Annotated[str, typer.Option("--dataset", "-d", help="Dataset name in the workspace (sysu, regdb, ...).")]
+Dataset = Annotated[str, typer.Option(
+    "--dataset", "-d", help="Store name in the workspace (prepare's --name, by default the dataset's name).")]
 
 
 def _version(value: bool) -> None:
@@ -43,12 +46,21 @@ def root(
     version: Annotated[
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version and exit.")
     ] = False,
+    threads: Annotated[int | None, typer.Option(
+        "--threads", envvar=THREADS_ENV, min=1,
+        help="torch's CPU threads (default: torch's choice; the demo uses 2). Recorded with every run.")] = None,
 ) -> None:
+    if threads is not None:
+        from papg_bench.numerics import pin_numerics
+
+        pin_numerics(threads, deterministic=False)
     ctx.obj = Workspace.resolve(work)
 
 
-def workspace(ctx: typer.Context) -> Workspace:
-    return ctx.obj if isinstance(ctx.obj, Workspace) else Workspace.resolve()
+def workspace(ctx: typer.Context, writable: bool = True) -> Workspace:
+    """The workspace of ``--work``, checked to be a folder (and writable when the command writes into it)."""
+    ws = ctx.obj if isinstance(ctx.obj, Workspace) else Workspace.resolve()
+    return ws.check(writable=writable)
 
 
 def parse_size(text: str, option: str = "--size") -> tuple[int, int]:
@@ -64,29 +76,27 @@ def parse_size(text: str, option: str = "--size") -> tuple[int, int]:
 @app.command()
 def info(ctx: typer.Context) -> None:
     """Versions (torch, CUDA, cuDNN, faiss), devices, and what the workspace holds."""
-    from papg_bench.runtime import environment_report
+    from papg_bench.runtime import environment_report, faiss_summary
     from papg_bench.workspace_summary import summarize
 
+    ws = workspace(ctx, writable=False)
     report = environment_report()
-    faiss = report["faiss"]
     table = Table(title="environment", show_header=False)
     table.add_row("papg-bench", report["papg_bench"])
     table.add_row("torch", report["torch"])
     table.add_row("CUDA", str(report["cuda"]))
     table.add_row("cuDNN", str(report["cudnn"]))
-    faiss_text = f"{faiss['version']} (GPU: {'yes' if faiss['gpu'] else 'no'})" if faiss["installed"] else "missing"
-    table.add_row("faiss", faiss_text)
+    table.add_row("faiss", faiss_summary(report["faiss"]))
     table.add_row("devices", ", ".join(report["devices"]))
     table.add_row("CPU threads", str(report["cpu_threads"]))
     out.print(table)
-    ws = workspace(ctx)
     out.print(summarize(ws))
 
 
 @app.command()
 def prepare(
     ctx: typer.Context,
-    dataset: Annotated[str, typer.Option("--dataset", "-d", help="Layout of --root: sysu or regdb.")],
+    dataset: Annotated[str, typer.Option("--dataset", "-d", help=f"Layout of --root: {' or '.join(dataset_names())}.")],
     root: Annotated[Path, typer.Option("--root", help="Dataset root in the official layout.")],
     size: Annotated[str, typer.Option(help="Stored image size HxW.")] = "288x144",
     name: Annotated[str | None, typer.Option(help="Store name in the workspace (default: --dataset).")] = None,
@@ -147,7 +157,8 @@ def synth(
 @app.command()
 def evaluate(
     ctx: typer.Context,
-    dataset: Annotated[str, typer.Option("--dataset", "-d", help="Protocol family: sysu or regdb.")],
+    dataset: Annotated[str, typer.Option(
+        "--dataset", "-d", help=f"Whose protocol: {' or '.join(dataset_names())}.")],
     features: Annotated[Path | None, typer.Option(
         "--features", help="An .npz with 'features' (N x D) and 'paths' (N paths relative to --root).")] = None,
     root: Annotated[Path | None, typer.Option("--root", help="Dataset root in the official layout.")] = None,
@@ -196,7 +207,8 @@ def evaluate(
         if features is not None:
             raise UserError("give either --features or --baseline/--run, not both.")
         result = evaluate_run(
-            workspace(ctx), dataset, baseline or "agw", augment, seed, run=run, modes=(mode,) if mode else None,
+            workspace(ctx, writable=out_dir is None), dataset, baseline or "agw", augment, seed, run=run,
+            modes=(mode,) if mode else None,
             shots=shots, sampling=sampling, trials=trials, flip_test=flip_test, feature=feature, distance=distance,
             backend=backend, rerank=RerankOptions(k1, k2, lambda_value) if rerank else None, device=device,
             force=force, top_k=top_k, out_dir=out_dir)
@@ -524,17 +536,20 @@ def report(
         Path | None, typer.Option("--results", help="Folder of result records (default <work>/results/<dataset>/).")
     ] = None,
     plots: Annotated[bool, typer.Option("--plots/--no-plots", help="Write the CMC plots (PNG and PDF).")] = True,
+    ci: Annotated[str, typer.Option("--ci", help="Interval of the gains over seeds: t or cluster-bootstrap.")] = "t",
 ) -> None:
     """Paper tables (Markdown, CSV, LaTeX) and CMC plots from the dataset's evaluation records."""
     from rich.markdown import Markdown
     from rich.markup import escape
 
-    from papg_bench.results.report import make_report, parse_formats
+    from papg_bench.results.report import make_report, parse_ci, parse_formats
 
-    ws = workspace(ctx)
-    formats = parse_formats(fmt)
-    made = make_report(dataset, results or ws.results_dir(dataset), out_dir or ws.reports_dir(dataset),
-                       formats=formats, plots=plots)
+    formats, ci = parse_formats(fmt), parse_ci(ci)
+    if results is None or out_dir is None:
+        ws = workspace(ctx, writable=out_dir is None)
+        results = results or ws.results_dir(dataset)
+        out_dir = out_dir or ws.reports_dir(dataset)
+    made = make_report(dataset, results, out_dir, formats=formats, plots=plots, ci=ci)
     if out.is_terminal:
         out.print(Markdown(made.markdown))
     else:
@@ -556,12 +571,13 @@ def demo(
         help="synthvi's near-infrared response: projection, or material-dye (synthvi 1, hard).")] = DEFAULT_INFRARED,
 ) -> None:
     """The whole pipeline on the built-in synthvi dataset; stages already complete are reused."""
-    from papg_bench.demo import DemoSettings, run_demo
+    from papg_bench.demo import DEMO_THREADS, DemoSettings, run_demo
 
     if scale not in ("small", "tiny"):
         raise UserError(f"--scale {scale!r}: choose small or tiny.")
+    threads = ctx.parent.params.get("threads") if ctx.parent is not None else None
     settings = DemoSettings(synth_preset=scale, seed=seed, out=out_dir, device=device,
-                            infrared=check_infrared(infrared))
+                            infrared=check_infrared(infrared), threads=threads or DEMO_THREADS)
     run_demo(workspace(ctx), settings)
     table = out_dir / "table.md"
     if table.is_file():
@@ -569,13 +585,30 @@ def demo(
     out.print(f"tables and plots: {out_dir}/")
 
 
+def _error(message: str) -> int:
+    from rich.markup import escape
+
+    err.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
+    return 2
+
+
+def _is_usage_error(exc: Exception) -> bool:
+    """A bad option or value: click's ClickException, or the same class in the copy of click that typer carries."""
+    import click
+
+    return isinstance(exc, click.ClickException) or (isinstance(exc, typer.TyperException) and hasattr(exc, "show"))
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Entry point: runs the app; a :class:`UserError` becomes one red line and exit status 2."""
+    """Entry point: runs the app; a :class:`UserError` becomes one red line and exit status 2.
+
+    So does an ``OSError`` of permissions or disk space that no writer translated; other exceptions
+    are bugs and keep their traceback.
+    """
     try:
         app(args=argv, prog_name="papg-bench", standalone_mode=False)
     except UserError as exc:
-        err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
-        return 2
+        return _error(str(exc))
     except typer.Exit as exc:
         return int(exc.exit_code or 0)
     except typer.Abort:
@@ -584,11 +617,14 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         err.print("[red]interrupted[/]")
         return 130
-    except Exception as exc:  # click usage errors arrive here with standalone_mode=False
-        import click
-
-        if isinstance(exc, click.ClickException):
-            exc.show()
+    except OSError as exc:
+        message = os_error_message(exc)
+        if message is None:
+            raise
+        return _error(message)
+    except Exception as exc:  # usage errors arrive here with standalone_mode=False
+        if _is_usage_error(exc):
+            exc.show()  # type: ignore[attr-defined]
             return 2
         raise
     return 0

@@ -21,17 +21,24 @@ from typing import Any
 import numpy as np
 
 from papg_bench.config import make_config
+from papg_bench.data.synthvi import LAYOUTS
 from papg_bench.data.synthvi_materials import DEFAULT_INFRARED
+from papg_bench.numerics import cpu_numerics, pinned_numerics
 from papg_bench.progress import console, shared_progress
 from papg_bench.workspace import Workspace, atomic_write_json
 
 DEMO_DATASET = "synthvi"
 GENERATOR_RUN = "papg"
+# The committed table was made with 2 threads: the thread count splits float reductions, so pinning it
+# makes the demo reproducible to the last digit on machines with the same CPU kernels.
+DEMO_THREADS = 2
+DEFAULT_LAYOUT = LAYOUTS[0]
 
 
 @dataclass(frozen=True)
 class DemoSettings:
     synth_preset: str = "small"
+    layout: str = DEFAULT_LAYOUT  # synthvi rendered in this dataset's layout, evaluated with its protocol
     seed: int = 0
     infrared: str = DEFAULT_INFRARED
     generator_preset: str = "tiny"
@@ -42,6 +49,7 @@ class DemoSettings:
     augments: tuple[str, ...] = ("none", "papg")
     out: Path = Path("results/demo")
     device: str | None = None
+    threads: int | None = None  # torch's CPU threads for the whole demo (None: leave them as they are)
 
 
 @dataclass
@@ -54,24 +62,25 @@ class StageOutcome:
 
 def _source_dir(ws: Workspace, settings: DemoSettings) -> Path:
     suffix = "" if settings.infrared == DEFAULT_INFRARED else f"-{settings.infrared}"
-    return ws.root / "sources" / f"synthvi-sysu-{settings.synth_preset}-s{settings.seed}{suffix}"
+    return ws.root / "sources" / f"synthvi-{settings.layout}-{settings.synth_preset}-s{settings.seed}{suffix}"
 
 
 def _stage_synth(ws: Workspace, s: DemoSettings) -> StageOutcome:
     from papg_bench.data.synthvi import synthesize
 
-    result = synthesize(_source_dir(ws, s), "sysu", preset=s.synth_preset, seed=s.seed, infrared=s.infrared)
+    result = synthesize(_source_dir(ws, s), s.layout, preset=s.synth_preset, seed=s.seed, infrared=s.infrared)
     return StageOutcome("synth", result.status, 0.0, {"images": result.images, "infrared": s.infrared})
 
 
 def _stage_prepare(ws: Workspace, s: DemoSettings) -> StageOutcome:
+    from papg_bench.data.layouts import read_layout
     from papg_bench.data.prepare import prepare_store
     from papg_bench.data.synthvi import read_meta
-    from papg_bench.data.sysu import read_sysu
 
     root = _source_dir(ws, s)
     size = tuple(read_meta(root)["params"]["size"])  # type: ignore[index]
-    result = prepare_store(read_sysu(root), root, ws.dataset_dir(DEMO_DATASET), size=size)  # type: ignore[arg-type]
+    result = prepare_store(read_layout(s.layout, root), root, ws.dataset_dir(DEMO_DATASET),
+                           size=size)  # type: ignore[arg-type]
     return StageOutcome("prepare", result.status, 0.0, {"images": result.count, "size": list(size)})
 
 
@@ -144,9 +153,14 @@ def _demo_figures(ws: Workspace, s: DemoSettings) -> dict[str, Any]:
         label = "AGW" if augment == "none" else f"AGW + {augment.upper()}"
         models[label] = _protocol_features(ws, s, "agw", augment, store)
     summaries = distance_distributions(models, s.out / "distance_distributions",
-                                       title="cross-modality distances, SYSU all-search trial 0")
+                                       title=f"cross-modality distances, {_first_mode_title(store)}, first trial")
     return {"distances": {k: {"mean_pos": round(v.mean_pos, 4), "mean_neg": round(v.mean_neg, 4),
                               "overlap": round(v.overlap, 4)} for k, v in summaries.items()}}
+
+
+def _first_mode_title(store: Any) -> str:
+    protocol = store.dataset.protocol
+    return f"{protocol.title} {next(iter(protocol.mode_groups.values()))}"
 
 
 def _grid_rows(store: Any, generated: Any, rows: int, seed: int) -> list[dict[str, Any]]:
@@ -169,8 +183,7 @@ def _grid_rows(store: Any, generated: Any, rows: int, seed: int) -> list[dict[st
 
 
 def _protocol_features(ws: Workspace, s: DemoSettings, baseline: str, augment: str, store: Any) -> tuple:
-    """(query features, query pids, gallery features, gallery pids) of SYSU all-search trial 0."""
-    from papg_bench.protocols.sysu import query_gallery
+    """(query features, query pids, gallery features, gallery pids) of the protocol's first mode, trial 0."""
     from papg_bench.reid_baselines.features import extract_features
     from papg_bench.reid_baselines.run import config_from_run, load_run_model, run_name
     from papg_bench.reid_baselines.trainer import modality_codes
@@ -179,7 +192,9 @@ def _protocol_features(ws: Workspace, s: DemoSettings, baseline: str, augment: s
     device = resolve_device(s.device)
     model, state, _ = load_run_model(ws.run_dir(DEMO_DATASET, run_name(baseline, augment, s.seed)), device)
     cfg = config_from_run(state["run_config"])
-    query, gallery = query_gallery(Path(store.meta["source_root"]), mode="all", trial=0)
+    protocol = store.dataset.protocol
+    query, gallery = protocol.query_gallery(Path(store.meta["source_root"]), next(iter(protocol.modes)),
+                                            protocol.default_trials(Path(store.meta["source_root"]))[0])
     row_of = store.row_of_path()
     result = []
     for split in (query, gallery):
@@ -213,7 +228,7 @@ def run_demo(ws: Workspace, settings: DemoSettings | None = None) -> list[StageO
     plan = stages(settings)
     outcomes: list[StageOutcome] = []
     started = time.perf_counter()
-    with shared_progress() as progress:
+    with pinned_numerics(settings.threads), shared_progress() as progress:
         overall = progress.add_task("demo", total=len(plan), rate="")
         for name, stage in plan:
             progress.update(overall, description=f"demo: {name}")
@@ -224,9 +239,11 @@ def run_demo(ws: Workspace, settings: DemoSettings | None = None) -> list[StageO
             progress.advance(overall)
             console.log(f"{name}: {outcome.status} ({outcome.seconds:.1f} s)")
         progress.update(overall, description="demo: done")
+        numerics = cpu_numerics()
     total = round(time.perf_counter() - started, 1)
     atomic_write_json(settings.out / "demo.json", {
         "total_seconds": total,
+        "numerics": numerics,
         "stages": [{"name": o.name, "status": o.status, "seconds": o.seconds, **o.details} for o in outcomes],
     })
     return outcomes

@@ -62,6 +62,7 @@ def set_rng_state(state: dict[str, Any]) -> None:
 
 
 def faiss_status() -> dict[str, Any]:
+    """Whether the optional FAISS package is importable, its version and whether it can use a GPU."""
     try:
         import faiss
     except ImportError:
@@ -73,6 +74,14 @@ def faiss_status() -> dict[str, Any]:
         "gpu": hasattr(faiss, "StandardGpuResources") and gpus > 0,
         "gpus": gpus,
     }
+
+
+def faiss_summary(status: dict[str, Any] | None = None) -> str:
+    """One line for ``info``: the FAISS version and GPU use, or how to install it."""
+    status = faiss_status() if status is None else status
+    if not status["installed"]:
+        return "not installed (optional, for --backend faiss: pip install 'papg-bench[faiss]')"
+    return f"{status['version']} (GPU: {'yes' if status['gpu'] else 'no'})"
 
 
 def environment_report() -> dict[str, Any]:

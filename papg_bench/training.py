@@ -78,6 +78,11 @@ def autocast(device: torch.device, precision: str = "auto") -> contextlib.Abstra
     return contextlib.nullcontext()
 
 
+def at_least_fp32(tensor: torch.Tensor) -> torch.Tensor:
+    """``tensor`` in float32 when autocast made it bf16/fp16; float64 stays float64."""
+    return tensor.to(torch.promote_types(tensor.dtype, torch.float32))
+
+
 def maybe_compile(model: torch.nn.Module, enabled: bool) -> torch.nn.Module:
     return torch.compile(model) if enabled else model  # type: ignore[return-value]
 

@@ -26,6 +26,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from papg_bench.errors import WRITE_ONLY_ERRNOS, UserError, WriteError, file_in_the_way
+from papg_bench.numerics import cpu_numerics
+
 DEFAULT_WORK = Path("papg-work")
 WORK_ENV = "PAPG_WORK"
 
@@ -58,15 +61,81 @@ class Workspace:
     def reports_dir(self, dataset: str) -> Path:
         return self.root / "reports" / dataset
 
+    def check(self, writable: bool) -> Workspace:
+        """Raise a :class:`UserError` naming the root unless it is (or can become) a usable folder.
+
+        Writability is probed by creating a file, not with ``os.access``: that also catches read-only
+        mounts and a full disk, and it holds for root, to whom ``os.access`` always says yes.
+        """
+        root = self.root
+        fix = f"pass a folder with --work or {WORK_ENV}"
+        if os.path.lexists(root) and not root.is_dir():
+            what = "a file" if root.is_file() else "a broken link" if not root.exists() else "a special file"
+            raise UserError(f"--work {root} is {what}, not a folder: {fix}.")
+        blocker = file_in_the_way(root)
+        if blocker is not None:
+            raise UserError(f"--work {root} is under {blocker}, which is a file, not a folder: {fix}.")
+        if root.is_dir():
+            try:
+                with os.scandir(root):
+                    pass
+            except OSError as exc:
+                raise UserError(f"--work {root} cannot be read ({exc.strerror}): {fix}.") from None
+        if writable:
+            folder = root if root.is_dir() else next(p for p in root.parents if p.is_dir())
+            try:
+                fd, probe = tempfile.mkstemp(prefix=".papg-write-check-", dir=folder)
+            except OSError as exc:
+                where = "" if folder == root else f" (it would be created in {folder})"
+                raise UserError(f"--work {root} is not writable{where}: {exc.strerror}. Pass a writable folder "
+                                f"with --work or {WORK_ENV}.") from None
+            os.close(fd)
+            os.unlink(probe)
+        return self
+
 
 def _tmp_sibling(path: Path) -> Path:
     return path.with_name(f".{path.name}.tmp-{os.getpid()}-{time.monotonic_ns()}")
 
 
+def make_parent(path: Path) -> None:
+    """Create the folder ``path`` goes into; a failure is a :class:`WriteError` naming ``path``."""
+    try:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise WriteError(path, exc) from exc
+
+
+def _within(path: Path, folder: Path) -> bool:
+    return path == folder or folder in path.parents
+
+
+def write_failure(exc: BaseException, tmp: Path, final: Path) -> WriteError | None:
+    """``exc`` as a :class:`WriteError` if it is a failure to write ``tmp`` (or anything in it) or ``final``.
+
+    The message names the file under ``final``, never the temporary name the user does not know. A
+    failure only writing causes (a full disk) counts wherever it happened; other errors give ``None``.
+    """
+    if isinstance(exc, WriteError):
+        failed, cause = exc.path, exc.cause
+    elif isinstance(exc, OSError):
+        failed = Path(os.fsdecode(exc.filename)) if exc.filename is not None else final
+        if exc.errno not in WRITE_ONLY_ERRNOS and not (_within(failed, tmp) or _within(failed, final)):
+            return None
+        cause = exc
+    else:
+        return None
+    if _within(failed, tmp):
+        failed = final / failed.relative_to(tmp)
+    elif isinstance(exc, WriteError):
+        return exc
+    return WriteError(failed, cause)
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write ``data`` to a temporary sibling and rename it over ``path``."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_parent(path)
     tmp = _tmp_sibling(path)
     try:
         with open(tmp, "wb") as fh:
@@ -74,8 +143,18 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
+    except OSError as exc:
+        raise WriteError(path, exc) from exc
     finally:
-        if tmp.exists():
+        _remove(tmp)
+
+
+def _remove(tmp: Path) -> None:
+    """Remove a temporary file or folder, quietly: a failure here must not hide the original error."""
+    if tmp.is_dir() and not tmp.is_symlink():
+        shutil.rmtree(tmp, ignore_errors=True)
+    elif os.path.lexists(tmp):
+        with contextlib.suppress(OSError):
             tmp.unlink()
 
 
@@ -103,29 +182,48 @@ def atomic_path(path: Path) -> Iterator[Path]:
     behind under a dot-name, which no reader ever accepts.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_parent(path)
     tmp = _tmp_sibling(path)
     try:
-        yield tmp
-        if path.is_dir() and not path.is_symlink():
-            old = _tmp_sibling(path)
-            os.replace(path, old)
-            os.replace(tmp, path)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, path)
+        try:
+            yield tmp
+            replace_folder_or_file(tmp, path)
+        except (OSError, WriteError) as exc:
+            failure = write_failure(exc, tmp, path)
+            if failure is None or failure is exc:
+                raise
+            raise failure from exc
     finally:
-        if tmp.is_dir():
-            shutil.rmtree(tmp, ignore_errors=True)
-        elif tmp.exists():
-            tmp.unlink()
+        _remove(tmp)
+
+
+def replace_folder_or_file(tmp: Path, path: Path) -> None:
+    """Rename ``tmp`` to ``path``; an old folder at ``path`` is swapped out first and put back on failure."""
+    if not (path.is_dir() and not path.is_symlink()):
+        os.replace(tmp, path)
+        return
+    old = _tmp_sibling(path)
+    os.replace(path, old)
+    try:
+        os.replace(tmp, path)
+    except OSError:
+        os.replace(old, path)
+        raise
+    shutil.rmtree(old, ignore_errors=True)
 
 
 def atomic_torch_save(obj: Any, path: Path) -> None:
     import torch
 
-    with atomic_path(Path(path)) as tmp:
-        torch.save(obj, tmp)
+    # Saving through a Python file lets a failed write (a full disk) surface as its OSError; torch's
+    # own file writer, and its zip writer's cleanup, report one only as "RuntimeError: unexpected pos".
+    with atomic_path(Path(path)) as tmp, open(tmp, "wb") as fh:
+        try:
+            torch.save(obj, fh)
+        except RuntimeError as exc:
+            if isinstance(exc.__context__, OSError):
+                raise exc.__context__ from None
+            raise
 
 
 def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
@@ -176,6 +274,7 @@ def provenance(config: dict[str, Any] | None = None) -> dict[str, Any]:
         "host": platform.node(),
         "git_revision": git_revision(),
         "versions": package_versions(),
+        "numerics": cpu_numerics(),
     }
     if config is not None:
         record["config"] = config
@@ -185,5 +284,8 @@ def provenance(config: dict[str, Any] | None = None) -> dict[str, Any]:
 
 def temp_dir_near(path: Path) -> Path:
     """A fresh temporary folder on the same file system as ``path`` (so a rename is atomic)."""
-    Path(path).mkdir(parents=True, exist_ok=True)
-    return Path(tempfile.mkdtemp(prefix=".tmp-", dir=path))
+    try:
+        Path(path).mkdir(parents=True, exist_ok=True)
+        return Path(tempfile.mkdtemp(prefix=".tmp-", dir=path))
+    except OSError as exc:
+        raise WriteError(path, exc) from exc

@@ -17,8 +17,14 @@ def _meta(path: Path) -> dict:
         return {}
 
 
-def _subdirs(path: Path) -> list[Path]:
-    return sorted(p for p in path.iterdir() if p.is_dir() and not p.name.startswith(".")) if path.is_dir() else []
+def _subdirs(path: Path, unreadable: list[tuple[Path, str]]) -> list[Path]:
+    if not path.is_dir():
+        return []
+    try:
+        return sorted(p for p in path.iterdir() if p.is_dir() and not p.name.startswith("."))
+    except OSError as exc:
+        unreadable.append((path, exc.strerror or type(exc).__name__))
+        return []
 
 
 def summarize(ws: Workspace) -> Table:
@@ -26,7 +32,8 @@ def summarize(ws: Workspace) -> Table:
     table.add_column("kind")
     table.add_column("name")
     table.add_column("details")
-    for store in _subdirs(ws.root / "datasets"):
+    unreadable: list[tuple[Path, str]] = []
+    for store in _subdirs(ws.root / "datasets", unreadable):
         meta = _meta(store)
         if not meta.get("complete"):
             table.add_row("dataset", store.name, "[yellow]incomplete[/]")
@@ -35,13 +42,15 @@ def summarize(ws: Workspace) -> Table:
         poses = "poses" if (store / "poses.npy").is_file() else "no poses"
         table.add_row("dataset", store.name, f"{meta.get('count')} images {h}x{w}, {poses}")
     for kind, sub in (("generator", "generators"), ("generated", "generated"), ("run", "runs")):
-        for dataset in _subdirs(ws.root / sub):
-            for run in _subdirs(dataset):
+        for dataset in _subdirs(ws.root / sub, unreadable):
+            for run in _subdirs(dataset, unreadable):
                 table.add_row(kind, f"{dataset.name}/{run.name}", "")
     results = ws.root / "results"
-    for dataset in _subdirs(results):
+    for dataset in _subdirs(results, unreadable):
         count = len(list(dataset.glob("*.json")))
         table.add_row("results", dataset.name, f"{count} records")
+    for path, reason in unreadable:
+        table.add_row("[yellow]unreadable[/]", str(path.relative_to(ws.root)), reason)
     if table.row_count == 0:
         table.add_row("(empty)", "", "run `papg-bench prepare` or `papg-bench demo`")
     return table

@@ -14,7 +14,10 @@ from papg_bench.data.layouts import read_layout
 from papg_bench.data.prepare import prepare_store
 from papg_bench.data.store import open_store
 from papg_bench.generators.config import GeneratorConfig
+from papg_bench.generators.trainer import Batch
 from papg_bench.pose.keypoints import save_poses
+from papg_bench.pose.maps import pose_channels
+from papg_bench.training import DistInfo
 from papg_bench.workspace import Workspace
 
 SIZE = (48, 32)
@@ -87,3 +90,56 @@ def batchnorm_case() -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
     full = torch.randn(4, 4, 5, 3, generator=generator)
     full[2:] = full[2:] * 3 + 2  # the second rank's half looks nothing like the first's
     return full, (torch.rand(4, generator=generator) + 0.5, torch.randn(4, generator=generator))
+
+
+def global_step_batch() -> Batch:
+    """A float64 batch of 4 pairs with pose maps, for one training step."""
+    generator = torch.Generator().manual_seed(5)
+    channels = pose_channels(tiny_config().pose_map)
+
+    def draw(*shape: int) -> torch.Tensor:
+        return torch.rand(*shape, generator=generator, dtype=torch.float64) * 2 - 1
+
+    return Batch(real_v=draw(4, 3, *SIZE), real_i=draw(4, 3, *SIZE), pose_v=draw(4, channels, *SIZE).clamp_min(0),
+                 pose_i=draw(4, channels, *SIZE).clamp_min(0))
+
+
+def one_step(batch: Batch, info: DistInfo) -> dict:
+    """One float64 CycleTrainer step on this rank's part of ``batch``: losses, gradients, batch statistics."""
+    from papg_bench.generators.trainer import CycleTrainer
+
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        trainer = CycleTrainer(tiny_config(blocks=2, pool_size=4, precision="fp32"), torch.device("cpu"),
+                               total_steps=4, info=info)
+        with torch.no_grad():  # live non-local branches, so that the synchronised batch statistics matter
+            for name, module in trainer.gens.named_modules():
+                if name.endswith("non_local.bn"):
+                    module.weight.fill_(0.5)
+                    module.bias.fill_(0.1)
+        half = batch.real_v.shape[0] // info.world_size
+        part = Batch(*(t[info.rank * half:(info.rank + 1) * half] for t in
+                       (batch.real_v, batch.real_i, batch.pose_v, batch.pose_i)))
+        losses = trainer.step(part)
+    finally:
+        torch.set_default_dtype(previous)
+    nets = {"gens": trainer.gens, "discs": trainer.discs}
+    grads = {f"{k}.{n}": p.grad.clone() for k, net in nets.items() for n, p in net.named_parameters()
+             if p.grad is not None}
+    stats = {n: b.clone() for n, b in trainer.gens.named_buffers() if n.endswith(("running_mean", "running_var"))}
+    return {"losses": losses, "grads": grads, "stats": stats}
+
+
+def ddp_step_worker(rank: int, world_size: int, port: int, out: str) -> None:
+    """One rank's float64 training step on its half of :func:`global_step_batch`."""
+    import torch.distributed as dist
+
+    os.environ.update({"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)})
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", rank=rank, world_size=world_size)
+    try:
+        result = one_step(global_step_batch(), DistInfo(rank=rank, world_size=world_size, local_rank=rank))
+        torch.save(result, f"{out}/step{rank}.pt")
+    finally:
+        dist.destroy_process_group()

@@ -1,5 +1,6 @@
 """The CLI skeleton, settings layering and workspace helpers."""
 
+import os
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -31,6 +32,28 @@ def test_console_script_reports_errors_without_traceback(tmp_path: Path) -> None
     assert "missing" in proc.stderr and "not a folder" in proc.stderr
 
 
+@pytest.mark.parametrize("argv, names", [
+    (["info", "--bogus"], "--bogus"),
+    (["--threads", "0", "info"], "--threads"),
+    (["prepare"], "--dataset"),
+])
+def test_usage_errors_are_one_message_and_status_2(argv: list[str], names: str, tmp_path: Path) -> None:
+    proc = subprocess.run([sys.executable, "-m", "papg_bench.cli", "--work", str(tmp_path), *argv],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr and names in proc.stderr
+
+
+def test_threads_option_sets_torch_threads_and_is_recorded(tmp_path: Path) -> None:
+    code = ("import torch; from papg_bench.cli import main; from papg_bench.workspace import provenance; "
+            f"main(['--work', {str(tmp_path)!r}, '--threads', '1', 'info']); print('THREADS', torch.get_num_threads(), "
+            "provenance()['numerics']['threads'])")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "OMP_NUM_THREADS": "2"})
+    assert proc.returncode == 0, proc.stderr
+    assert "THREADS 1 1" in proc.stdout
+
+
 def test_info_shows_versions_and_workspace(work: Path, capsys: pytest.CaptureFixture) -> None:
     (work / "datasets" / "sysu").mkdir(parents=True)
     (work / "datasets" / "sysu" / "meta.json").write_text('{"complete": true, "count": 7, "image_size": [8, 4]}')
@@ -44,6 +67,13 @@ def test_bad_size_option(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     code = main(["--work", str(tmp_path), "prepare", "--dataset", "sysu", "--root", str(tmp_path), "--size", "big"])
     assert code == 2
     assert "--size 'big' is not HxW" in capsys.readouterr().err
+
+
+def test_error_messages_print_brackets_literally(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    work = tmp_path / "[bold]w"  # rich would take this for markup and drop it
+    work.write_text("")
+    assert main(["--work", str(work), "info"]) == 2
+    assert f"--work {work} is a file" in " ".join(capsys.readouterr().err.split())
 
 
 def test_workspace_resolution(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

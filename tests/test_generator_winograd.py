@@ -12,7 +12,6 @@ from papg_bench.generators.config import GeneratorConfig
 from papg_bench.generators.papg import Generator
 from papg_bench.generators.trainer import Batch, CycleTrainer
 from papg_bench.generators.winograd import Conv3x3, use_winograd, winograd_applies, winograd_conv3x3
-from papg_bench.training import torch_threads
 
 
 @pytest.mark.parametrize("shape", [(2, 5, 10, 8), (1, 3, 4, 4), (3, 16, 20, 12)])
@@ -63,22 +62,28 @@ def test_switch_reaches_every_trunk_convolution_and_keeps_the_state_dict():
 
 
 def test_training_step_with_winograd_matches_direct():
-    """Same losses and generator gradients (compared before Adam, whose first step is about sign(grad))."""
+    """Same losses and generator gradients in float64 (compared before Adam, whose first step is about sign(grad))."""
     cfg = make_config(GeneratorConfig, "tiny", overrides={
         "size": (48, 32), "channels": 8, "disc_channels": 8, "blocks": 2, "pool_size": 1, "pose": False,
         "precision": "fp32"})
-    torch.manual_seed(1)
-    batch = Batch(real_v=torch.rand(2, 3, 48, 32) * 2 - 1, real_i=torch.rand(2, 3, 48, 32) * 2 - 1,
+    generator = torch.Generator().manual_seed(1)
+    batch = Batch(real_v=torch.rand(2, 3, 48, 32, generator=generator, dtype=torch.float64) * 2 - 1,
+                  real_i=torch.rand(2, 3, 48, 32, generator=generator, dtype=torch.float64) * 2 - 1,
                   pose_v=None, pose_i=None)
     losses, grads = {}, {}
-    with torch_threads(1):
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
         for winograd in (False, True):
             trainer = CycleTrainer(cfg, torch.device("cpu"), total_steps=4, winograd=winograd)
             losses[winograd] = trainer.step(batch)
             grads[winograd] = {name: p.grad.clone() for name, p in trainer.gens.named_parameters()}
+    finally:
+        torch.set_default_dtype(previous)
     for key, value in losses[False].items():
-        assert losses[True][key].item() == pytest.approx(value.item(), rel=1e-5, abs=1e-7), key
+        assert value.dtype == torch.float64
+        assert losses[True][key].item() == pytest.approx(value.item(), rel=1e-10, abs=1e-12), key
     trunk = [name for name in grads[False] if ".conv_block." in name]
     assert trunk and all(grads[False][name].abs().sum() > 0 for name in trunk)
     for name, grad in grads[False].items():
-        torch.testing.assert_close(grads[True][name], grad, atol=1e-5, rtol=1e-3, msg=name)
+        torch.testing.assert_close(grads[True][name], grad, atol=1e-10, rtol=1e-8, msg=name)

@@ -1,14 +1,25 @@
-"""Both estimators' code paths with random weights, the COCO -> OpenPose mapping, weight errors."""
+"""Both estimators' code paths with random weights, the COCO -> OpenPose mapping, weight errors,
+where RTMPose weights are cached and fetched to."""
 
+import ast
+import shutil
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from torch import nn
 
+import papg_bench.pose.estimators as estimators
 from papg_bench.errors import UserError
-from papg_bench.pose.estimators import build_estimator, keypointrcnn_cache_file, locate_weights
+from papg_bench.pose.estimators import (
+    RTMPOSE_URL,
+    build_estimator,
+    keypointrcnn_cache_file,
+    locate_weights,
+    rtmpose_cache_file,
+)
 from papg_bench.pose.keypoints import COCO17, MISSING, OPENPOSE18, coco_to_openpose
 from papg_bench.workspace import sha256_file
 
@@ -164,3 +175,82 @@ def test_pose_command_fills_the_store_with_an_estimator(tmp_path, rtmpose_onnx, 
     assert meta["detection"]["all"]["joint_rate"] == pytest.approx(17 / 18)  # all but the weak wrist
     assert main(args) == 0
     assert "unchanged" in capsys.readouterr().out
+
+
+RTMPOSE_ONNX_NAME = "rtmpose-m_simcc-body7_pt-body7_420e-256x192-e48f03d0_20230504.onnx"
+
+
+def test_rtmpose_cache_follows_torch_home_then_xdg_cache_home(tmp_path, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert rtmpose_cache_file() == tmp_path / "torch" / "hub" / "checkpoints" / RTMPOSE_ONNX_NAME
+    monkeypatch.delenv("TORCH_HOME")
+    assert rtmpose_cache_file() == tmp_path / "xdg" / "rtmlib" / "hub" / "checkpoints" / RTMPOSE_ONNX_NAME
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert rtmpose_cache_file() == tmp_path / "home" / ".cache" / "rtmlib" / "hub" / "checkpoints" / RTMPOSE_ONNX_NAME
+
+
+@pytest.mark.parametrize("torch_home", [True, False])
+def test_rtmlib_finds_its_model_where_we_look(tmp_path, monkeypatch, rtmpose_onnx, torch_home):
+    """rtmlib's public constructor, given the URL, loads the cached file without downloading anything."""
+    import rtmlib
+    import rtmlib.tools.file
+
+    monkeypatch.delenv("TORCH_HOME", raising=False)
+    if torch_home:
+        monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+
+    def offline(*args, **kwargs):
+        raise OSError("tests do not download")
+
+    monkeypatch.setattr(rtmlib.tools.file, "urlopen", offline, raising=False)
+    cache = rtmpose_cache_file()
+    cache.parent.mkdir(parents=True)
+    shutil.copy(rtmpose_onnx, cache)
+    model = rtmlib.RTMPose(RTMPOSE_URL, model_input_size=(192, 256), backend="onnxruntime", device="cpu")
+    assert [i.name for i in model.session.get_inputs()] == ["input"]
+    assert locate_weights("rtmpose") == cache
+
+
+def test_download_puts_rtmpose_in_the_cache_we_read(tmp_path, monkeypatch):
+    import rtmlib.tools.file
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    calls = []
+
+    def fake_download(url, dst_dir=None, **kwargs):
+        calls.append((url, dst_dir))
+        target = Path(dst_dir) / (Path(url).name.split(".")[0] + ".onnx")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(b"onnx")
+        return str(target)
+
+    monkeypatch.setattr(rtmlib.tools.file, "download_checkpoint", fake_download)
+    assert locate_weights("rtmpose", download=True) == rtmpose_cache_file()
+    assert calls == [(RTMPOSE_URL, str(rtmpose_cache_file().parent))]
+    assert locate_weights("rtmpose") == rtmpose_cache_file()  # found again, no second download
+    assert len(calls) == 1
+
+    def failing(url, dst_dir=None, **kwargs):
+        raise OSError("unreachable")
+
+    monkeypatch.setattr(rtmlib.tools.file, "download_checkpoint", failing)
+    rtmpose_cache_file().unlink()
+    with pytest.raises(UserError, match=r"--download: fetching .*unreachable.*--weights FILE"):
+        locate_weights("rtmpose", download=True)
+
+
+def test_estimators_use_no_private_rtmlib_names():
+    tree = ast.parse(Path(estimators.__file__).read_text())
+    used = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == "rtmlib":
+            used += node.module.split(".") + [a.name for a in node.names]
+        elif isinstance(node, ast.Import):
+            used += [part for a in node.names if a.name.split(".")[0] == "rtmlib" for part in a.name.split(".")]
+        elif isinstance(node, ast.Attribute) and node.attr.startswith("_") and not node.attr.startswith("__"):
+            used.append(node.attr)
+    assert "rtmlib" in used
+    assert [name for name in used if name.startswith("_")] == []

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from report_records import record, save, trial
+from report_records import record, save, seed_gain_records, trial
 
 from papg_bench.cli import main
 
@@ -57,3 +57,38 @@ def test_report_rejects_unknown_format(work: Path, capsys: pytest.CaptureFixture
     make_records(work / "results" / "sysu")
     assert main(["report", "--dataset", "sysu", "--format", "html"]) == 2
     assert "--format 'html' is not one of md, csv, latex, all" in capsys.readouterr().err
+
+
+def save_seed_dominated(folder: Path) -> None:
+    for rec in seed_gain_records([-3.6, -1.2, 3.5]):
+        save(folder, f"agw-{rec['augment']}-s{rec['seed']}__all", rec)
+
+
+def test_report_of_three_seeds_names_the_method_and_does_not_mark_a_seed_dominated_gain(
+    tmp_path: Path, work: Path, capsys: pytest.CaptureFixture
+) -> None:
+    save_seed_dominated(tmp_path / "records")
+    out = tmp_path / "out"
+    assert main(["report", "-d", "sysu", "--results", str(tmp_path / "records"), "--out", str(out), "--no-plots"]) == 0
+    text = capsys.readouterr().out
+    assert "95% Student-t interval over seeds (3 seeds × 10 paired trials, 2 degrees of freedom)" in text
+    md = (out / "table.md").read_text()
+    assert md.splitlines()[6].startswith("|  | ↓ 0.45 | ")
+    assert r"↓ 0.45\*" not in md
+    csv_text = (out / "table.csv").read_text()
+    assert ",t,0.95,3,10,3.6326,-9.4715,8.5764,false,11.8571,6.1101,3.6181," in csv_text
+    assert "Student-t interval over seeds" in (out / "table.tex").read_text()
+
+    assert main(["report", "-d", "sysu", "--results", str(tmp_path / "records"), "--out", str(out), "--no-plots",
+                 "--format", "csv", "--ci", "cluster-bootstrap"]) == 0
+    first = (out / "table.csv").read_text()
+    assert ",cluster-bootstrap,0.95,3,10,3.6326," in first and ",false," in first
+    assert main(["report", "-d", "sysu", "--results", str(tmp_path / "records"), "--out", str(out), "--no-plots",
+                 "--format", "csv", "--ci", "cluster-bootstrap"]) == 0
+    assert (out / "table.csv").read_text() == first  # the bootstrap is seeded
+
+
+def test_report_rejects_unknown_ci(tmp_path: Path, work: Path, capsys: pytest.CaptureFixture) -> None:
+    save_seed_dominated(tmp_path / "records")
+    assert main(["report", "-d", "sysu", "--results", str(tmp_path / "records"), "--ci", "bootstrap"]) == 2
+    assert "--ci 'bootstrap' is not one of t, cluster-bootstrap." in capsys.readouterr().err

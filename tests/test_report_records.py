@@ -1,4 +1,4 @@
-"""Result records (round trip, validation, newer format) and the paired bootstrap interval."""
+"""Result records (round trip, validation, newer format) and the seed-level intervals of the gains."""
 
 from __future__ import annotations
 
@@ -7,10 +7,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from report_records import record, save, trial
+from report_records import record, save, seed_gain_records, seed_means, trial
+from scipy import stats
 
 from papg_bench.errors import UserError
-from papg_bench.results.aggregate import build_tables, paired_bootstrap_ci
+from papg_bench.results.aggregate import (
+    build_tables,
+    cluster_bootstrap_ci,
+    minimum_detectable_effect,
+    t_interval,
+)
 from papg_bench.results.records import RECORD_FORMAT, list_records, read_record, write_record
 
 
@@ -76,22 +82,106 @@ def test_unreadable_files(tmp_path: Path) -> None:
         read_record(tmp_path / "list.json")
 
 
-def test_bootstrap_constant_differences_give_a_zero_width_interval() -> None:
-    low, high = paired_bootstrap_ci([2.5] * 20)
-    assert low == pytest.approx(2.5) and high == pytest.approx(2.5)
+def rank1_gain(records: list[dict], ci: str = "t"):
+    tables, _ = build_tables(records, ci=ci)
+    return tables[0].rows[1].gains[("all", "rank1")]
 
 
-def test_bootstrap_interval_on_known_sign_cases() -> None:
-    positive = np.random.default_rng(7).uniform(1.0, 3.0, size=30)
-    low, high = paired_bootstrap_ci(positive)
-    assert 1.0 < low < positive.mean() < high < 3.0
-    assert paired_bootstrap_ci(positive) == (low, high)  # fixed-seed generator: same input, same interval
-    low, high = paired_bootstrap_ci(-positive)
-    assert high < 0
-    low, high = paired_bootstrap_ci([-1.0, 1.0] * 10)
-    assert low < 0 < high
+def test_t_interval_equals_scipy_on_the_seed_means_and_agrees_with_ttest_rel() -> None:
+    records = seed_gain_records([1.0, 2.5, 1.5, 1.8], trial_noise=0.5)
+    base, aug = seed_means(records, "none"), seed_means(records, "papg")
+    d = np.array([aug[s] - base[s] for s in sorted(base)])
+    expected = stats.t.interval(0.95, 3, loc=d.mean(), scale=stats.sem(d))
+    gain = rank1_gain(records)
+    assert gain.n_seeds == 4 and gain.n_trials == 10 and gain.n_pairs == 40
+    assert gain.ci == pytest.approx(expected, abs=1e-9)
+    assert gain.seed_mean == pytest.approx(d.mean()) and gain.seed_std == pytest.approx(d.std(ddof=1))
+    assert gain.ci == pytest.approx((0.4645, 2.9049), abs=1e-4)  # the fixture's numbers, written out
+    assert t_interval(d) == pytest.approx(expected, abs=1e-9)
+    test = stats.ttest_rel([aug[s] for s in sorted(aug)], [base[s] for s in sorted(base)])
+    assert test.pvalue == pytest.approx(0.0218, abs=1e-4)
+    assert gain.significant and test.pvalue < 0.05
+    # and on a case that is not significant: the same verdict from both
+    noisy = seed_gain_records([1.0, -0.8, 2.0], trial_noise=0.5, rng_seed=1)
+    gain = rank1_gain(noisy)
+    base, aug = seed_means(noisy, "none"), seed_means(noisy, "papg")
+    test = stats.ttest_rel([aug[s] for s in sorted(aug)], [base[s] for s in sorted(base)])
+    assert test.pvalue > 0.05 and not gain.significant
+    assert gain.ci[0] < 0 < gain.ci[1]
+
+
+def test_t_interval_of_constant_differences_has_zero_width() -> None:
+    assert t_interval([2.5, 2.5, 2.5]) == (2.5, 2.5)
     with pytest.raises(ValueError):
-        paired_bootstrap_ci([])
+        t_interval([1.0])
+
+
+def test_seed_dominated_gain_is_not_marked_though_its_trials_are_tight() -> None:
+    # seed gains -3.6, -1.2, +3.5 with 0.2 points of trial noise: 30 tight pairs, but 3 seeds that disagree
+    records = seed_gain_records([-3.6, -1.2, 3.5])
+    gain = rank1_gain(records)
+    assert gain.n_seeds == 3 and gain.n_pairs == 30
+    assert gain.seed_mean == pytest.approx(-0.447, abs=1e-3)
+    assert gain.seed_std == pytest.approx(3.633, abs=1e-3)
+    low, high = gain.ci
+    assert low == pytest.approx(-9.472, abs=1e-3) and high == pytest.approx(8.576, abs=1e-3)
+    assert not gain.significant
+    # the 30 trial-level differences alone would look very sure of themselves: their naive t interval is
+    # narrower than three points, a sixth of the seed-level one
+    trial_diffs = [a["cmc"][0] * 100 - b["cmc"][0] * 100
+                   for rb, ra in zip(records[0::2], records[1::2], strict=True)
+                   for b, a in zip(rb["trials"], ra["trials"], strict=True)]
+    naive = stats.t.interval(0.95, 29, loc=np.mean(trial_diffs), scale=stats.sem(trial_diffs))
+    assert naive[1] - naive[0] < 3.0 < (high - low) / 6
+    # 80% power: 11.9 points with these 3 seeds, 6.1 with 5 and 3.6 with 10
+    assert (gain.mde[3], gain.mde[5], gain.mde[10]) == pytest.approx((11.857, 6.110, 3.618), abs=1e-3)
+
+
+def test_consistent_gain_is_marked() -> None:
+    gain = rank1_gain(seed_gain_records([5.0, 5.5, 4.8]))
+    assert gain.seed_mean == pytest.approx(5.086, abs=1e-3)
+    assert gain.ci == pytest.approx((4.064, 6.107), abs=1e-3)
+    assert gain.significant
+
+
+def test_cluster_bootstrap_is_deterministic_and_close_to_t_with_many_seeds() -> None:
+    rng = np.random.default_rng(11)
+    records = seed_gain_records(list(rng.normal(2.0, 1.5, 40)), trial_noise=0.3)
+    t_gain, boot = rank1_gain(records), rank1_gain(records, ci="cluster-bootstrap")
+    assert boot.method == "cluster-bootstrap" and boot.n_seeds == 40
+    assert rank1_gain(records, ci="cluster-bootstrap").ci == boot.ci  # fixed-seed generator
+    width = t_gain.ci[1] - t_gain.ci[0]
+    assert width == pytest.approx(0.95, abs=0.2)
+    assert boot.ci == pytest.approx(t_gain.ci, abs=0.1 * width)
+    # with three seeds the bootstrap has only a handful of distinct seed resamples: it is narrower than t
+    few = seed_gain_records([-3.6, -1.2, 3.5])
+    low, high = rank1_gain(few, ci="cluster-bootstrap").ci
+    assert -3.8 < low < -3.3 and 3.3 < high < 3.8
+
+
+def test_cluster_bootstrap_resamples_each_seed_with_its_own_trial_count() -> None:
+    groups = [[1.0] * 3, [3.0] * 7]
+    low, high = cluster_bootstrap_ci(groups, resamples=2_000, seed=5)
+    assert (low, high) == pytest.approx((1.0, 3.0))
+    assert cluster_bootstrap_ci(groups, resamples=2_000, seed=5) == (low, high)
+    with pytest.raises(ValueError):
+        cluster_bootstrap_ci([[1.0, 2.0]])
+
+
+def test_minimum_detectable_effect_is_the_noncentral_t_power_point() -> None:
+    # G*Power's one-sample t-test, two-sided alpha 0.05, power 0.8, n = 10: d = 0.996
+    assert minimum_detectable_effect(1.0, 10) == pytest.approx(0.9960, abs=1e-4)
+    assert minimum_detectable_effect(2.0, 10) == pytest.approx(2 * 0.9960, abs=2e-4)
+    assert minimum_detectable_effect(1.0, 3) == pytest.approx(3.264, abs=1e-3)
+    # many seeds: the normal approximation (z_0.975 + z_0.8) / sqrt(n)
+    assert minimum_detectable_effect(1.0, 200) == pytest.approx(2.8016 / np.sqrt(200), rel=0.01)
+    # a simulated t-test at that effect rejects in 80% of 20,000 experiments of 5 seeds
+    effect = minimum_detectable_effect(1.0, 5)
+    samples = np.random.default_rng(0).normal(effect, 1.0, size=(20_000, 5))
+    rejected = stats.ttest_1samp(samples, 0.0, axis=1).pvalue < 0.05
+    assert rejected.mean() == pytest.approx(0.80, abs=0.01)
+    with pytest.raises(ValueError):
+        minimum_detectable_effect(1.0, 1)
 
 
 def test_gain_pairs_runs_by_seed_and_trial() -> None:

@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
-from report_records import record, trial
+import csv
+import io
+from pathlib import Path
+
+import numpy as np
+import pytest
+from report_records import record, seed_gain_records, seed_means, trial
 
 from papg_bench.results.aggregate import build_tables
-from papg_bench.results.tables import render_csv, render_latex, render_markdown
+from papg_bench.results.tables import CSV_COLUMNS, render_csv, render_latex, render_markdown
+
+DOCS = Path(__file__).resolve().parents[1] / "docs" / "statistics.md"
 
 
 def two_baselines() -> list[dict]:
@@ -38,9 +46,11 @@ GOLDEN_MD = """\
 | + PAPG (ours) | – | – | – | – | – | – | – | – |
 |  | – | – | – | – | – | – | – | – |
 
-Values in %, mean over 1–2 trials × 1 seed; ↑/↓: change against the baseline row above; –: no record.
+Values in %, mean over 1–2 trials × 1 seed (std in table.csv across the trials of the one seed); ↑/↓: change \
+against the baseline row above; –: no record.
 
-No confidence intervals for the gains: they need runs of two or more seeds.
+No interval and no mark for the gains: a gain needs runs of at least two seeds, and one seed gives no \
+seed-to-seed spread, so no minimum detectable effect either.
 """
 
 GOLDEN_MD_SEEDS = """\
@@ -52,33 +62,47 @@ GOLDEN_MD_SEEDS = """\
 | + PAPG (ours) | **50.00** | **75.00** | 79.00 | **40.00** | – | – | – | – |
 |  | ↑ 10.00\\* | ↑ 5.00\\* | ↓ 1.00\\* | ↑ 5.00\\* | – | – | – | – |
 
-Values in %, mean over 1 trial × 2 seeds; ↑/↓: change against the baseline row above; –: no record.
+Values in %, mean over 1 trial × 2 seeds (each seed's trials averaged first; std in table.csv across the seed \
+means); ↑/↓: change against the baseline row above; –: no record.
 
-\\* gain whose paired bootstrap 95% confidence interval over seeds × trials (10,000 resamples) excludes zero; \
-intervals in table.csv.
+\\* gain whose 95% Student-t interval over seeds (2 seeds × 1 paired trial, 1 degree of freedom) excludes zero; \
+a seed's gain is the mean of its paired trial differences (augmented minus baseline), the seeds being the unit \
+of inference. Each gain's interval, seed-level std and minimum detectable effects are in table.csv.
+
+Minimum detectable rank-1 gain at 80% power (noncentral t, from the seed-level std of the gain): 0.0 points with \
+the 2 seeds present, 0.0 with 5, 0.0 with 10.
 """
 
 GOLDEN_CSV = """\
-table,baseline,augment,mode,metric,mean,std,n_seeds,n_trials,gain,ci_low,ci_high,significant
-sysu_single-shot_seed,agw,none,all,rank1,40.0000,0.0000,2,1,,,,
-sysu_single-shot_seed,agw,none,all,rank5,40.0000,0.0000,2,1,,,,
-sysu_single-shot_seed,agw,none,all,rank10,70.0000,0.0000,2,1,,,,
-sysu_single-shot_seed,agw,none,all,rank20,80.0000,0.0000,2,1,,,,
-sysu_single-shot_seed,agw,none,all,mAP,35.0000,0.0000,2,1,,,,
-sysu_single-shot_seed,agw,none,all,mINP,20.0000,0.0000,2,1,,,,
-sysu_single-shot_seed,agw,papg,all,rank1,50.0000,0.0000,2,1,10.0000,10.0000,10.0000,true
-sysu_single-shot_seed,agw,papg,all,rank5,50.0000,0.0000,2,1,10.0000,10.0000,10.0000,true
-sysu_single-shot_seed,agw,papg,all,rank10,75.0000,0.0000,2,1,5.0000,5.0000,5.0000,true
-sysu_single-shot_seed,agw,papg,all,rank20,79.0000,0.0000,2,1,-1.0000,-1.0000,-1.0000,true
-sysu_single-shot_seed,agw,papg,all,mAP,40.0000,0.0000,2,1,5.0000,5.0000,5.0000,true
-sysu_single-shot_seed,agw,papg,all,mINP,25.0000,0.0000,2,1,5.0000,5.0000,5.0000,true
+table,baseline,augment,mode,metric,mean,std,std_over,n_seeds,n_trials,gain,ci_method,ci_level,gain_n_seeds,\
+gain_n_trials,gain_seed_std,ci_low,ci_high,significant,mde80,mde80_5_seeds,mde80_10_seeds,ci_note
+sysu_single-shot_seed,agw,none,all,rank1,40.0000,0.0000,seeds,2,1,,,,,,,,,,,,,
+sysu_single-shot_seed,agw,none,all,rank5,40.0000,0.0000,seeds,2,1,,,,,,,,,,,,,
+sysu_single-shot_seed,agw,none,all,rank10,70.0000,0.0000,seeds,2,1,,,,,,,,,,,,,
+sysu_single-shot_seed,agw,none,all,rank20,80.0000,0.0000,seeds,2,1,,,,,,,,,,,,,
+sysu_single-shot_seed,agw,none,all,mAP,35.0000,0.0000,seeds,2,1,,,,,,,,,,,,,
+sysu_single-shot_seed,agw,none,all,mINP,20.0000,0.0000,seeds,2,1,,,,,,,,,,,,,
+sysu_single-shot_seed,agw,papg,all,rank1,50.0000,0.0000,seeds,2,1,10.0000,t,0.95,2,1,0.0000,10.0000,10.0000,true,\
+0.0000,0.0000,0.0000,
+sysu_single-shot_seed,agw,papg,all,rank5,50.0000,0.0000,seeds,2,1,10.0000,t,0.95,2,1,0.0000,10.0000,10.0000,true,\
+0.0000,0.0000,0.0000,
+sysu_single-shot_seed,agw,papg,all,rank10,75.0000,0.0000,seeds,2,1,5.0000,t,0.95,2,1,0.0000,5.0000,5.0000,true,\
+0.0000,0.0000,0.0000,
+sysu_single-shot_seed,agw,papg,all,rank20,79.0000,0.0000,seeds,2,1,-1.0000,t,0.95,2,1,0.0000,-1.0000,-1.0000,true,\
+0.0000,0.0000,0.0000,
+sysu_single-shot_seed,agw,papg,all,mAP,40.0000,0.0000,seeds,2,1,5.0000,t,0.95,2,1,0.0000,5.0000,5.0000,true,\
+0.0000,0.0000,0.0000,
+sysu_single-shot_seed,agw,papg,all,mINP,25.0000,0.0000,seeds,2,1,5.0000,t,0.95,2,1,0.0000,5.0000,5.0000,true,\
+0.0000,0.0000,0.0000,
 """
 
 GOLDEN_TEX = "\n".join([
     r"% papg-bench report for dataset sysu; needs \usepackage{booktabs}",
     r"\begin{table}[t]",
     r"\centering",
-    r"\caption{SYSU-MM01, single-shot, seed sampling (sysu). Values in \%.}",
+    r"\caption{SYSU-MM01, single-shot, seed sampling (sysu). Values in \%. Gains: 95\% Student-t interval over seeds "
+    r"(2 seeds $\times$ 1 paired trial, 1 degree of freedom); rank-1 gain (mean of the seed gains) [interval], "
+    r"seed-level std: AGW + PAPG (ours), All-search +10.00 [10.00, 10.00], std 0.00.}",
     r"\begin{tabular}{lcccccccc}",
     r"\toprule",
     r" & \multicolumn{4}{c}{All-search} & \multicolumn{4}{c}{Indoor-search} \\",
@@ -92,9 +116,13 @@ GOLDEN_TEX = "\n".join([
     r"\bottomrule",
     r"\end{tabular}",
     r"\par\smallskip",
-    r"{\footnotesize Mean over 1 trial $\times$ 2 seeds; $\uparrow$/$\downarrow$: change against the baseline row "
-    r"above; --: no record. $^{*}$ gain whose paired bootstrap 95\% confidence interval over seeds $\times$ trials "
-    r"(10,000 resamples) excludes zero; intervals in table.csv.}",
+    r"{\footnotesize Mean over 1 trial $\times$ 2 seeds (each seed's trials averaged first; std in table.csv across "
+    r"the seed means); $\uparrow$/$\downarrow$: change against the baseline row above; --: no record. $^{*}$ gain "
+    r"whose 95\% Student-t interval over seeds (2 seeds $\times$ 1 paired trial, 1 degree of freedom) excludes zero; "
+    r"a seed's gain is the mean of its paired trial differences (augmented minus baseline), the seeds being the unit "
+    r"of inference. Each gain's interval, seed-level std and minimum detectable effects are in table.csv. Minimum "
+    r"detectable rank-1 gain at 80\% power (noncentral t, from the seed-level std of the gain): 0.0 points with the "
+    r"2 seeds present, 0.0 with 5, 0.0 with 10.}",
     r"\end{table}",
     "",
 ])
@@ -182,3 +210,102 @@ def test_ties_are_all_bold_and_user_features_get_their_own_row() -> None:
     text = render_markdown(build_tables(records)[0])
     assert "| AGW | **40.00** | **70.00** | **80.00** | **35.00** |" in text
     assert "| features | **40.00** | 60.00 | 70.00 | 30.00 |" in text
+
+
+def csv_rows(tables: list) -> list[dict[str, str]]:
+    return list(csv.DictReader(io.StringIO(render_csv(tables))))
+
+
+def test_seed_dominated_gain_is_shown_unmarked_with_its_interval_and_mde() -> None:
+    records = seed_gain_records([-3.6, -1.2, 3.5])
+    tables, _ = build_tables(records)
+    text = render_markdown(tables)
+    gain_row = text.splitlines()[6]
+    assert gain_row.startswith("|  | ↓ 0.45 |") and r"\*" not in gain_row.split("|")[2]
+    assert "95% Student-t interval over seeds (3 seeds × 10 paired trials, 2 degrees of freedom)" in text
+    assert ("Minimum detectable rank-1 gain at 80% power (noncentral t, from the seed-level std of the gain): "
+            "11.9 points with the 3 seeds present, 6.1 with 5, 3.6 with 10.") in text
+    [row] = [r for r in csv_rows(tables) if r["augment"] == "papg" and r["metric"] == "rank1"]
+    assert {k: row[k] for k in ("ci_method", "ci_level", "gain_n_seeds", "gain_n_trials", "significant", "ci_note")} \
+        == {"ci_method": "t", "ci_level": "0.95", "gain_n_seeds": "3", "gain_n_trials": "10", "significant": "false",
+            "ci_note": ""}
+    assert float(row["gain_seed_std"]) == pytest.approx(3.6326, abs=1e-4)
+    assert (float(row["ci_low"]), float(row["ci_high"])) == pytest.approx((-9.4715, 8.5764), abs=1e-4)
+    assert float(row["mde80"]) == pytest.approx(11.8571, abs=1e-4)
+    assert float(row["mde80_5_seeds"]) == pytest.approx(6.1101, abs=1e-4)
+    latex = render_latex(tables, "sysu")
+    assert "AGW + PAPG (ours), All-search -0.45 [-9.47, 8.58], std 3.63." in latex
+
+
+def test_consistent_gain_is_marked_and_the_cluster_bootstrap_is_named() -> None:
+    records = seed_gain_records([5.0, 5.5, 4.8])
+    text = render_markdown(build_tables(records)[0])
+    assert text.splitlines()[6].startswith(r"|  | ↑ 5.09\* |")
+    boot = build_tables(records, ci="cluster-bootstrap")[0]
+    text = render_markdown(boot)
+    assert ("\\* gain whose 95% cluster-bootstrap interval (3 seeds × 10 paired trials; 10,000 resamples of the seeds, "
+            "then of the trials within each, generator seed 0) excludes zero") in text
+    [row] = [r for r in csv_rows(boot) if r["augment"] == "papg" and r["metric"] == "rank1"]
+    assert row["ci_method"] == "cluster-bootstrap" and row["significant"] == "true"
+    assert 4.7 < float(row["ci_low"]) < 4.9 and 5.5 < float(row["ci_high"]) < 5.6  # the 3 seed gains' range
+    assert "cluster-bootstrap interval" in render_latex(boot, "sysu").split(r"\caption{", 1)[1].split("}\n")[0]
+
+
+def test_one_seed_gives_no_mark_even_for_a_large_tight_gain() -> None:
+    records = seed_gain_records([10.0], trial_noise=0.1)
+    [table], _ = build_tables(records)
+    gain = table.rows[1].gains[("all", "rank1")]
+    assert gain.ci is None and not gain.significant and gain.mde == {} and gain.shown == pytest.approx(10.0, abs=0.1)
+    text = render_markdown([table])
+    assert r"\*" not in text
+    assert "No interval and no mark for the gains: a gain needs runs of at least two seeds" in text
+    assert "(std in table.csv across the trials of the one seed)" in text
+    [row] = [r for r in csv_rows([table]) if r["augment"] == "papg" and r["metric"] == "rank1"]
+    assert row["std_over"] == "trials" and row["ci_low"] == "" and row["mde80"] == "" and row["ci_note"] == "one seed"
+    assert "Gains: no interval (fewer than two seeds shared with the baseline)." in render_latex([table], "sysu")
+
+
+def test_runs_without_shared_seeds_are_not_paired() -> None:
+    base = [r for r in seed_gain_records([0, 0, 0]) if r["augment"] == "none"]
+    aug = [r for r in seed_gain_records([3.0, 3.0, 3.0], seeds=[3, 4, 5]) if r["augment"] == "papg"]
+    [table], _ = build_tables(base + aug)
+    gain = table.rows[1].gains[("all", "rank1")]
+    assert gain.ci is None and gain.n_seeds == 0 and gain.n_pairs == 0 and gain.unpaired_seeds == 6
+    text = render_markdown([table])
+    assert ("No interval for AGW + PAPG (ours) (All): the augmented and baseline runs share no seed, so they cannot "
+            "be paired by seed.") in text
+    assert r"\*" not in text
+    [row] = [r for r in csv_rows([table]) if r["augment"] == "papg" and r["metric"] == "rank1"]
+    assert row["ci_note"] == "no shared seed" and row["gain_n_seeds"] == "0" and row["significant"] == ""
+
+
+def test_partly_shared_seeds_pair_only_the_shared_ones() -> None:
+    records = seed_gain_records([2.0, 2.2, 1.9, 2.1])
+    records = [r for r in records if not (r["augment"] == "papg" and r["seed"] == 3)]
+    [table], _ = build_tables(records)
+    gain = table.rows[1].gains[("all", "rank1")]
+    base, aug = seed_means(records, "none"), seed_means(records, "papg")
+    d = [aug[s] - base[s] for s in (0, 1, 2)]
+    assert gain.n_seeds == 3 and gain.unpaired_seeds == 1
+    assert gain.seed_mean == pytest.approx(np.mean(d))
+    assert "The intervals of AGW + PAPG (ours) (All) use only the seeds that the augmented and baseline rows share." \
+        in render_markdown([table])
+    [row] = [r for r in csv_rows([table]) if r["augment"] == "papg" and r["metric"] == "rank1"]
+    assert row["ci_note"] == "1 unpaired seed left out"
+
+
+def test_std_is_across_seed_means_with_several_seeds() -> None:
+    records = seed_gain_records([1.0, 2.0, 3.0])
+    [table], _ = build_tables(records)
+    stat = table.rows[0].stat("all", "rank1")
+    means = list(seed_means(records, "none").values())
+    assert stat.std_over == "seeds" and stat.n_seeds == 3 and stat.n_trials == 10
+    assert stat.mean == pytest.approx(np.mean(means)) and stat.std == pytest.approx(np.std(means, ddof=1))
+    all_runs = [t["cmc"][0] * 100 for r in records if r["augment"] == "none" for t in r["trials"]]
+    assert stat.std != pytest.approx(np.std(all_runs))  # not the spread of the 30 seed x trial values
+
+
+def test_csv_columns_are_documented() -> None:
+    text = DOCS.read_text(encoding="utf-8")
+    missing = [c for c in CSV_COLUMNS if f"`{c}`" not in text]
+    assert missing == []

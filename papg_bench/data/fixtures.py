@@ -90,3 +90,57 @@ def make_regdb_tree(
                 lines = [f"{p} {label}" for label, pid in enumerate(members) for p in files[(folder, pid)]]
                 (root / "idx" / f"{split}_{kind}_{trial}.txt").write_text("\n".join(lines) + "\n")
     return root
+
+
+def make_llcm_tree(
+    root: Path,
+    train_ids: list[int] | None = None,
+    test_ids: list[int] | None = None,
+    images_per_camera: int = 2,
+    visible_cameras: tuple[int, ...] = (1, 2, 3, 4),
+    infrared_cameras: tuple[int, ...] = (1, 2, 4),
+    size: tuple[int, int] = (64, 32),
+    seed: int = 0,
+) -> Path:
+    """Write the LLCM layout: ``vis/``, ``nir/`` training folders listed in ``idx/train_{vis,nir}.txt``
+    (label = position of the id among the training ids), ``test_vis/camK/NNNN/``, ``test_nir/camK/NNNN/`` and
+    ``idx/test_id.txt``. File names follow the dataset's ``NNNN_cKK_sXXXXXX_fXXXX_{vis,nir}.jpg``; some ids
+    miss one camera of a modality (never their only one)."""
+    from papg_bench.data.llcm import INFRARED_CAMERAS, VISIBLE_CAMERAS
+
+    root = Path(root)
+    train_ids = train_ids if train_ids is not None else [1, 2, 4]
+    test_ids = test_ids if test_ids is not None else [3, 5]
+    if not set(visible_cameras) <= set(VISIBLE_CAMERAS) or not set(infrared_cameras) <= set(INFRARED_CAMERAS):
+        raise ValueError("make_llcm_tree: cameras must be LLCM cameras (infrared has no camera 3)")
+    rng = np.random.default_rng(seed)
+    pick = random.Random(seed)
+    height, width = size
+
+    def write(folder: Path, pid: int, cam: int, suffix: str, k: int) -> str:
+        folder.mkdir(parents=True, exist_ok=True)
+        name = f"{pid:04d}_c{cam:02d}_s{100000 + 37 * pid + cam:06d}_f{k:04d}_{suffix}.jpg"
+        _image(rng, pid, suffix == "nir", height, width).save(folder / name, quality=90)
+        return name
+
+    def cameras_of(cams: tuple[int, ...]) -> list[int]:
+        skip = pick.choice((None, *cams)) if len(cams) > 1 else None
+        return [c for c in cams if c != skip]
+
+    (root / "idx").mkdir(parents=True, exist_ok=True)
+    labels = {pid: label for label, pid in enumerate(sorted(train_ids))}
+    for suffix, cams in (("vis", visible_cameras), ("nir", infrared_cameras)):
+        lines = []
+        for pid in train_ids:
+            for cam in cameras_of(cams):
+                for k in range(1, images_per_camera + 1):
+                    name = write(root / suffix / f"{pid:04d}", pid, cam, suffix, k)
+                    lines.append(f"{suffix}/{pid:04d}/{name} {labels[pid]}")
+        (root / "idx" / f"train_{suffix}.txt").write_text("\n".join(lines) + "\n")
+    for suffix, cams in (("vis", visible_cameras), ("nir", infrared_cameras)):
+        for pid in test_ids:
+            for cam in cameras_of(cams):
+                for k in range(1, images_per_camera + 1):
+                    write(root / f"test_{suffix}" / f"cam{cam}" / f"{pid:04d}", pid, cam, suffix, k)
+    (root / "idx" / "test_id.txt").write_text(",".join(str(i) for i in test_ids) + "\n")
+    return root

@@ -20,6 +20,6 @@ class ImageRecord:
 
 @dataclass(frozen=True)
 class DatasetListing:
-    name: str  # "sysu" or "regdb"
+    name: str  # the registered dataset name (papg_bench.catalog)
     records: list[ImageRecord]
     info: dict  # layout facts recorded in the store's meta.json (id lists, trials, ...)

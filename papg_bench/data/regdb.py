@@ -9,10 +9,20 @@ Modality comes from the top folder (Visible / Thermal) and identity from the fol
 from __future__ import annotations
 
 import re
+from collections import defaultdict
+from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
+from papg_bench.data.dataset import Dataset
 from papg_bench.data.records import INFRARED, VISIBLE, DatasetListing, ImageRecord
 from papg_bench.errors import UserError
+
+if TYPE_CHECKING:
+    from papg_bench.data.store import Store
+    from papg_bench.protocols.protocol import Protocol
 
 MODALITY_FOLDERS = {"Visible": (VISIBLE, 1), "Thermal": (INFRARED, 2)}
 LIST_KINDS = ("train_visible", "train_thermal", "test_visible", "test_thermal")
@@ -101,3 +111,48 @@ def split_mask(splits: list[str], split: str, trial: int) -> list[bool]:
     """Which store rows are in ``split`` ('train' or 'test') of RegDB ``trial``."""
     token = f"{split}{trial}"
     return [token in s.split() for s in splits]
+
+
+class RegdbDataset(Dataset):
+    """RegDB (Nguyen et al., 2017): co-captured visible/thermal pairs, ten train/test trials."""
+
+    name = "regdb"
+    title = "RegDB"
+    visible_cameras = (MODALITY_FOLDERS["Visible"][1],)
+    infrared_cameras = (MODALITY_FOLDERS["Thermal"][1],)
+    trial_splits = True
+    counterparts = "regdb co-captured pairs (Visible k <-> Thermal k of an identity)"
+
+    def read(self, root: Path) -> DatasetListing:
+        return read_regdb(root)
+
+    @property
+    def protocol(self) -> Protocol:
+        from papg_bench.protocols.regdb import PROTOCOL
+
+        return PROTOCOL
+
+    def in_split(self, splits: np.ndarray, split: str, trial: int | None, meta: Mapping[str, Any]) -> np.ndarray:
+        trial = trial if trial is not None else int(meta.get("trials", [1])[0])
+        return np.array(split_mask(list(splits), split, trial), dtype=bool)
+
+    def counterpart_partners(self, store: Store) -> dict[int, int]:
+        """Visible image k of an identity <-> its thermal image k (file order), where both lists are equal."""
+        groups: dict[tuple[int, str], list[int]] = defaultdict(list)
+        for row in range(len(store)):
+            groups[(int(store.pids[row]), str(store.modalities[row]))].append(row)
+        partners: dict[int, int] = {}
+        paths = store.paths
+        for (pid, modality), rows in groups.items():
+            if modality != VISIBLE or (pid, INFRARED) not in groups:
+                continue
+            visible = sorted(rows, key=lambda r: paths[r])
+            thermal = sorted(groups[(pid, INFRARED)], key=lambda r: paths[r])
+            if len(visible) != len(thermal):
+                continue
+            for v, t in zip(visible, thermal, strict=True):
+                partners[v], partners[t] = t, v
+        return partners
+
+
+DATASET = RegdbDataset()

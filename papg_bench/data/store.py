@@ -18,11 +18,14 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from papg_bench.errors import UserError
+
+if TYPE_CHECKING:
+    from papg_bench.data.dataset import Dataset
 
 STORE_FORMAT = 1
 BASE_COLUMNS = ("row", "path", "pid", "cam", "modality", "split")
@@ -66,18 +69,19 @@ class Store:
         return int(self.images.shape[1]), int(self.images.shape[2])
 
     def in_split(self, split: str, trial: int | None = None) -> np.ndarray:
-        """Boolean mask of rows in ``split``.
+        """Boolean mask of rows in ``split``, as the store's dataset reads its split tokens.
 
-        SYSU: 'train' means train + val ids (as every VI-ReID method trains), 'val' and 'test' as
-        listed. RegDB: 'train' / 'test' of ``trial`` (default: the first trial of the store).
+        'train' means every training identity (train + val ids where the dataset has a val list, as every
+        VI-ReID method trains); datasets with per-trial splits read ``trial`` (default: the store's first).
         """
-        if self.meta.get("dataset") == "regdb":
-            trial = trial if trial is not None else int(self.meta.get("trials", [1])[0])
-            token = f"{split}{trial}"
-            return np.array([token in s.split() for s in self.splits], dtype=bool)
-        if split == "train":
-            return np.isin(self.splits, ("train", "val"))
-        return self.splits == split
+        return self.dataset.in_split(self.splits, split, trial, self.meta)
+
+    @property
+    def dataset(self) -> Dataset:
+        """The registered dataset this store was prepared from (its ``meta.json`` ``dataset``)."""
+        from papg_bench.catalog import dataset_of
+
+        return dataset_of(self.meta, self.path)
 
     def row_of_path(self) -> dict[str, int]:
         return {p: i for i, p in enumerate(self.columns["path"])}

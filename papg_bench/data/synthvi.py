@@ -2,8 +2,9 @@
 
     SYSU layout   cam1..cam6/NNNN/NNNN.jpg, exp/{train,val,test}_id.txt
     RegDB layout  Visible/<id>/, Thermal/<id>/ (10 co-captured pairs each), idx/{train,test}_{visible,thermal}_<t>.txt
+    LLCM layout   vis/, nir/ (training), test_vis/camK/, test_nir/camK/, idx/ lists (see synthvi_llcm)
     ground truth  synthvi/meta.json, synthvi/keypoints.csv (PATN format, OpenPose-18),
-                  synthvi/counterparts/<same relative paths> (SYSU: every image in the other modality)
+                  synthvi/counterparts/<same relative paths> (SYSU, LLCM: every image in the other modality)
 
 Every image is rendered from a random generator seeded by (seed, identity, camera, index), so the
 output is byte-identical for a seed whatever the number of worker processes. The whole output is
@@ -34,7 +35,7 @@ from papg_bench.progress import track
 from papg_bench.workspace import atomic_path, atomic_write_json, atomic_write_text
 
 VERSION = 2  # 2: the garments' near-infrared response is a parameter (--infrared), default projection
-LAYOUTS = ("sysu", "regdb")
+LAYOUTS = ("sysu", "regdb", "llcm")
 GT_DIR = "synthvi"
 KEYPOINTS_HEADER = "name:keypoints_y:keypoints_x"
 REGDB_PER_ID = 10
@@ -82,11 +83,17 @@ class SynthResult:
 def make_params(layout: str, preset: str = "small", seed: int = 0, ids: int | None = None,
                 size: tuple[int, int] | None = None, infrared: str = DEFAULT_INFRARED) -> Params:
     if layout not in LAYOUTS:
-        raise UserError(f"--layout {layout!r} is not known: choose sysu or regdb.")
+        raise UserError(f"--layout {layout!r} is not known: choose sysu, regdb or llcm.")
     if preset not in PRESETS:
         raise UserError(f"--preset {preset!r} is not known: choose one of {', '.join(PRESETS)}.")
     p = PRESETS[preset]
-    count = ids if ids is not None else (p.sysu_ids if layout == "sysu" else p.regdb_ids)
+    if layout == "llcm":
+        from papg_bench.data.synthvi_llcm import PRESETS as LLCM_PRESETS
+
+        default_ids, default_size = LLCM_PRESETS[preset].ids, LLCM_PRESETS[preset].size
+    else:
+        default_ids, default_size = (p.sysu_ids if layout == "sysu" else p.regdb_ids), p.size
+    count = ids if ids is not None else default_ids
     least = 3 if layout == "sysu" else 2
     if count < least:
         raise UserError(f"--ids {count}: the {layout} layout needs at least {least} identities (train and test).")
@@ -94,7 +101,7 @@ def make_params(layout: str, preset: str = "small", seed: int = 0, ids: int | No
         raise UserError(f"--ids {count}: at most 9999 identities fit the four-digit SYSU folder names.")
     if seed < 0:
         raise UserError(f"--seed {seed}: give a non-negative integer.")
-    return Params(layout, preset, int(seed), int(count), tuple(size or p.size),  # type: ignore[arg-type]
+    return Params(layout, preset, int(seed), int(count), tuple(size or default_size),  # type: ignore[arg-type]
                   check_infrared(infrared))
 
 
@@ -202,10 +209,14 @@ def _write(rel: str, data: bytes) -> None:
     path.write_bytes(data)
 
 
-def _render_track(task: tuple[str, int, int, int]) -> list[tuple[str, list[int], list[int]]]:
+def _render_track(task: tuple) -> list[tuple[str, list[int], list[int]]]:
     """Render and write one track; returns (name, ys, xs) keypoint rows."""
-    layout, pid, cam, count = task
+    layout, pid, cam, count = task[:4]
     seed, h, w, infrared = _state["seed"], _state["height"], _state["width"], _state["infrared"]
+    if layout == "llcm":
+        from papg_bench.data import synthvi_llcm
+
+        return synthvi_llcm.render_track(task, seed, h, w, infrared, _write)
     person = sample_identity(seed, pid)
     rows = []
     for k in range(count):
@@ -280,10 +291,16 @@ def ensure_synthvi(out: Path, layout: str, preset: str, seed: int, infrared: str
 
 
 def _render_all(tmp: Path, params: Params, workers: int | None) -> int:
+    from papg_bench.data import synthvi_llcm  # imports this module
+
     h, w = params.size
     if params.layout == "sysu":
         splits = sysu_split(params)
         tasks = [("sysu", pid, cam, n) for pid, cam, n in sysu_tracks(params)]
+        per_task = 1
+    elif params.layout == "llcm":
+        splits = synthvi_llcm.llcm_split(params)
+        tasks = synthvi_llcm.llcm_tasks(params, splits)
         per_task = 1
     else:
         splits = {}
@@ -313,6 +330,8 @@ def _render_all(tmp: Path, params: Params, workers: int | None) -> int:
         exp.mkdir()
         for split, ids in splits.items():
             atomic_write_text(exp / f"{split}_id.txt", ",".join(str(i) for i in ids) + "\n")
+    elif params.layout == "llcm":
+        synthvi_llcm.write_lists(tmp, params, splits, tasks)
     else:
         for name, lines in regdb_lists(params).items():
             atomic_write_text(tmp / "idx" / name, "\n".join(lines) + "\n")
@@ -340,6 +359,8 @@ def _render_all(tmp: Path, params: Params, workers: int | None) -> int:
         meta["counterparts"] = "counterparts/<image path>: the same moment in the other modality"
         meta["images_by_camera"] = {f"cam{c}": sum(1 for n, _, _ in rows if n.startswith(f"cam{c}/"))
                                     for c in sorted(SYSU_CAMERAS)}
+    elif params.layout == "llcm":
+        meta.update(synthvi_llcm.meta_fields(params, splits, tasks))
     else:
         meta["pairs"] = "Thermal image k shows the same moment as Visible image k of an identity"
         meta["trials"] = list(range(1, REGDB_TRIALS + 1))

@@ -63,6 +63,10 @@ def write_preview(root: Path, target: Path, identities: int = 4) -> Path:
             first = next((n for n in names if n is not None), None)
             twin = f"{GT_DIR}/counterparts/{first}" if first else None
             rows.append((pid, [(n, points.get(n or "")) for n in names] + [(twin, points.get(first or ""))]))
+    elif meta["layout"] == "llcm":
+        from papg_bench.data.synthvi_llcm import preview_rows
+
+        headers, rows = preview_rows(root, meta, points, identities)
     else:
         pids = list(range(1, min(identities, meta["identities"]) + 1))
         headers = [f"{m} {k + 1}" for k in (0, 4, 8) for m in ("visible", "thermal")]

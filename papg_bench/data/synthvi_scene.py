@@ -90,7 +90,10 @@ class Scene:
 
 
 _SCENE_SALT = {"room_a": 11, "room_b": 12, "room_c": 13, "street_a": 21, "street_b": 22, "street_c": 23,
-               "campus": 31}
+               "campus": 31,
+               # the nine LLCM cameras (synthvi_llcm)
+               "room_d": 14, "room_e": 15, "room_f": 16, "street_d": 24, "street_e": 25, "street_f": 26,
+               "street_g": 27, "street_h": 28, "street_i": 29}
 WALLS = ((200, 195, 180), (170, 180, 190), (215, 210, 200), (160, 150, 130), (190, 200, 185))
 FLOORS = ((120, 100, 80), (150, 150, 145), (90, 90, 95), (170, 160, 140))
 

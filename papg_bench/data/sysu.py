@@ -10,9 +10,14 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from papg_bench.data.dataset import Dataset
 from papg_bench.data.records import IMAGE_SUFFIXES, INFRARED, VISIBLE, DatasetListing, ImageRecord
 from papg_bench.errors import UserError
+
+if TYPE_CHECKING:
+    from papg_bench.protocols.protocol import Protocol
 
 RGB_CAMERAS = (1, 2, 4, 5)
 IR_CAMERAS = (3, 6)
@@ -120,3 +125,24 @@ def read_sysu(root: Path) -> DatasetListing:
         raise UserError(f"{root}: no images of the listed ids were found under cam1..cam6/NNNN/*.jpg.")
     info = {"split_ids": splits, "unlisted_images": unlisted}
     return DatasetListing(name="sysu", records=records, info=info)
+
+
+class SysuDataset(Dataset):
+    """SYSU-MM01 (Wu et al., ICCV 2017): 4 visible and 2 near-infrared cameras, train/val/test id files."""
+
+    name = "sysu"
+    title = "SYSU-MM01"
+    visible_cameras = RGB_CAMERAS
+    infrared_cameras = IR_CAMERAS
+
+    def read(self, root: Path) -> DatasetListing:
+        return read_sysu(root)
+
+    @property
+    def protocol(self) -> Protocol:
+        from papg_bench.protocols.sysu import PROTOCOL
+
+        return PROTOCOL
+
+
+DATASET = SysuDataset()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import time
@@ -12,7 +13,15 @@ from typing import Any
 import numpy as np
 
 from papg_bench.data.store import STORE_FORMAT, index_csv, remove_stale_temporaries
-from papg_bench.workspace import atomic_write_json, atomic_write_text, provenance
+from papg_bench.errors import WriteError
+from papg_bench.workspace import (
+    atomic_write_json,
+    atomic_write_text,
+    make_parent,
+    provenance,
+    replace_folder_or_file,
+    write_failure,
+)
 
 
 class StoreWriter:
@@ -20,23 +29,26 @@ class StoreWriter:
 
     Fill it through :attr:`images` (a writable memmap) or :meth:`row_offset` with ``os.pwrite``,
     then :meth:`finish` writes the index and meta and renames the folder into place. Used as a
-    context manager, an exception removes the temporary folder and leaves any old store untouched.
+    context manager, an exception removes the temporary folder and leaves any old store untouched;
+    a failure to write (no permission, a full disk) becomes a :class:`WriteError` naming the store.
     """
 
     def __init__(self, final: Path, count: int, height: int, width: int) -> None:
         self.final = Path(final)
-        self.final.parent.mkdir(parents=True, exist_ok=True)
+        make_parent(self.final)
         remove_stale_temporaries(self.final)
         self.tmp = self.final.with_name(f".{self.final.name}.tmp-{os.getpid()}-{time.monotonic_ns()}")
-        self.tmp.mkdir()
         self.count, self.height, self.width = count, height, width
         self.image_path = self.tmp / "images.npy"
-        mm = np.lib.format.open_memmap(self.image_path, mode="w+", dtype=np.uint8,
-                                       shape=(count, height, width, 3))
-        del mm
         self.row_bytes = height * width * 3
-        self.header_bytes = self.image_path.stat().st_size - count * self.row_bytes
         self._images: np.ndarray | None = None
+        try:
+            self.tmp.mkdir()
+            _create_npy(self.image_path, (count, height, width, 3))
+        except (OSError, WriteError) as exc:
+            self.abort()
+            raise self._as_write_error(exc) from exc
+        self.header_bytes = self.image_path.stat().st_size - count * self.row_bytes
 
     @property
     def images(self) -> np.ndarray:
@@ -52,8 +64,8 @@ class StoreWriter:
         keep = np.asarray(keep, dtype=np.int64)
         src = np.load(self.image_path, mmap_mode="r")
         new_path = self.tmp / "images.compact.npy"
-        dst = np.lib.format.open_memmap(new_path, mode="w+", dtype=np.uint8,
-                                        shape=(len(keep), self.height, self.width, 3))
+        _create_npy(new_path, (len(keep), self.height, self.width, 3))
+        dst = np.load(new_path, mmap_mode="r+")
         for start in range(0, len(keep), 256):
             dst[start:start + 256] = src[keep[start:start + 256]]
         dst.flush()
@@ -80,22 +92,47 @@ class StoreWriter:
             "complete": True,
         }
         atomic_write_json(self.tmp / "meta.json", full_meta)
-        if self.final.exists():
-            old = self.final.with_name(f".{self.final.name}.tmp-{os.getpid()}-old")
-            os.replace(self.final, old)
-            os.replace(self.tmp, self.final)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(self.tmp, self.final)
+        replace_folder_or_file(self.tmp, self.final)
         return self.final
 
     def abort(self) -> None:
         self._images = None
         shutil.rmtree(self.tmp, ignore_errors=True)
 
+    def _as_write_error(self, exc: BaseException) -> BaseException:
+        failure = write_failure(exc, self.tmp, self.final)
+        if failure is None and isinstance(exc, OSError) and exc.filename is None:
+            failure = WriteError(self.final, exc)  # os.pwrite and memory-map flushes name no file
+        return exc if failure is None else failure
+
     def __enter__(self) -> StoreWriter:
         return self
 
-    def __exit__(self, exc_type: Any, *_: Any) -> None:
+    def __exit__(self, exc_type: Any, exc: BaseException | None, _tb: Any) -> None:
         if exc_type is not None or self.tmp.exists():
             self.abort()
+        if exc is not None:
+            failure = self._as_write_error(exc)
+            if failure is not exc:
+                raise failure from exc
+
+
+def _create_npy(path: Path, shape: tuple[int, ...]) -> None:
+    """Create a uint8 ``.npy`` of ``shape`` with every block allocated on disk.
+
+    Writing through a memory map into a sparse file kills the process with SIGBUS when the disk
+    fills up; allocating first turns a full disk into an ordinary ``OSError`` (ENOSPC) here.
+    """
+    mm = np.lib.format.open_memmap(path, mode="w+", dtype=np.uint8, shape=shape)
+    del mm
+    size = path.stat().st_size
+    if size == 0:
+        return
+    fd = os.open(path, os.O_RDWR)
+    try:
+        os.posix_fallocate(fd, 0, size)
+    except OSError as exc:
+        if exc.errno not in (errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL):
+            raise
+    finally:
+        os.close(fd)

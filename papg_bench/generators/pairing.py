@@ -19,7 +19,7 @@ from papg_bench.errors import UserError
 
 
 def split_trial(store: Store, trial: int) -> int | None:
-    return trial if trial and store.meta.get("dataset") == "regdb" else None
+    return store.dataset.split_trial(trial) if trial else None
 
 
 def held_out_identities(store: Store, trial: int = 0) -> set[int]:

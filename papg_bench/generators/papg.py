@@ -28,6 +28,7 @@ import torch.nn.functional as F
 
 from papg_bench.errors import UserError
 from papg_bench.generators.winograd import Conv3x3
+from papg_bench.training import at_least_fp32
 
 ATTENTION_NORMS = ("dot", "softmax")
 POSE_MAPS = ("skeleton", "heatmaps")
@@ -127,7 +128,7 @@ class Discriminator(nn.Module):
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.model(x).float().mean(dim=(2, 3)).flatten()
+        return at_least_fp32(self.model(x)).mean(dim=(2, 3)).flatten()
 
 
 def init_weights(module: nn.Module) -> None:
@@ -215,8 +216,8 @@ class CrossRankBatchNorm2d(nn.BatchNorm2d):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not (self.training and dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1):
             return super().forward(x)
-        xf = x.float()
-        count = torch.tensor([xf.numel() / xf.shape[1]], device=x.device, dtype=torch.float32)
+        xf = at_least_fp32(x)
+        count = torch.tensor([xf.numel() / xf.shape[1]], device=x.device, dtype=xf.dtype)
         local = torch.cat([xf.sum(dim=(0, 2, 3)), (xf * xf).sum(dim=(0, 2, 3)), count])
         total = _AllReduceSum.apply(local)
         c = x.shape[1]

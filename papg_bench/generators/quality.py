@@ -94,30 +94,12 @@ def _unit(images: np.ndarray | torch.Tensor) -> torch.Tensor:
 
 def counterpart_source(source: Store) -> str | None:
     """Where the true counterparts come from, or None when this dataset has none."""
-    if source.meta.get("dataset") == "regdb":
-        return "regdb co-captured pairs (Visible k <-> Thermal k of an identity)"
+    if source.dataset.counterparts is not None:
+        return source.dataset.counterparts
     root = source.meta.get("source_root")
     if root and (Path(root) / "synthvi" / "counterparts").is_dir():
         return "synthvi counterparts (<root>/synthvi/counterparts/<path>)"
     return None
-
-
-def _regdb_partners(source: Store) -> dict[int, int]:
-    groups: dict[tuple[int, str], list[int]] = defaultdict(list)
-    for row in range(len(source)):
-        groups[(int(source.pids[row]), str(source.modalities[row]))].append(row)
-    partners: dict[int, int] = {}
-    paths = source.paths
-    for (pid, modality), rows in groups.items():
-        if modality != "V" or (pid, "I") not in groups:
-            continue
-        visible = sorted(rows, key=lambda r: paths[r])
-        thermal = sorted(groups[(pid, "I")], key=lambda r: paths[r])
-        if len(visible) != len(thermal):
-            continue
-        for v, t in zip(visible, thermal, strict=True):
-            partners[v], partners[t] = t, v
-    return partners
 
 
 def true_counterparts(source: Store, source_rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -125,8 +107,8 @@ def true_counterparts(source: Store, source_rows: np.ndarray) -> tuple[np.ndarra
     height, width = source.size
     found = np.zeros(len(source_rows), dtype=bool)
     images: list[np.ndarray] = []
-    if source.meta.get("dataset") == "regdb":
-        partners = _regdb_partners(source)
+    partners = source.dataset.counterpart_partners(source)
+    if partners is not None:
         picked = []
         for k, row in enumerate(source_rows):
             if int(row) in partners:

@@ -47,6 +47,7 @@ from papg_bench.runtime import resolve_device, rng_state, seed_everything, set_r
 from papg_bench.training import (
     DistInfo,
     RunLog,
+    at_least_fp32,
     autocast,
     barrier,
     init_distributed,
@@ -79,7 +80,7 @@ class HistoryBuffer:
         self.generator = torch.Generator().manual_seed(seed)
 
     def push_and_pop(self, batch: torch.Tensor) -> torch.Tensor:
-        batch = batch.detach().float()
+        batch = at_least_fp32(batch.detach())
         if self.size == 0:
             return batch
         if self.images is None:
@@ -240,9 +241,10 @@ class CycleTrainer:
             judged_v = self.judge_v(out["fake_v"])
         real_v, real_i = batch.real_v, batch.real_i
         gan = F.mse_loss(judged_i, torch.ones_like(judged_i)) + F.mse_loss(judged_v, torch.ones_like(judged_v))
-        cycle = (F.l1_loss(out["rec_v"].float(), real_v) + F.l1_loss(out["rec_i"].float(), real_i)) * cfg.lambda_cycle
-        identity = (F.l1_loss(out["idt_i"].float(), real_i) + F.l1_loss(out["idt_v"].float(), real_v)) \
-            * cfg.lambda_identity
+        cycle = (F.l1_loss(at_least_fp32(out["rec_v"]), real_v)
+                 + F.l1_loss(at_least_fp32(out["rec_i"]), real_i)) * cfg.lambda_cycle
+        identity = (F.l1_loss(at_least_fp32(out["idt_i"]), real_i)
+                    + F.l1_loss(at_least_fp32(out["idt_v"]), real_v)) * cfg.lambda_identity
         loss_g = gan + cycle + identity
         self.opt_g.zero_grad(set_to_none=True)
         loss_g.backward()

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -46,13 +47,24 @@ def _require_rtmlib() -> None:
                         "pip install 'papg-bench[pose]'.") from None
 
 
-def rtmpose_cache_file() -> Path:
-    """Where rtmlib keeps the unzipped RTMPose ONNX file (``$TORCH_HOME`` or ``~/.cache/rtmlib``)."""
-    _require_rtmlib()
-    from rtmlib.tools.file import _get_rtmhub_dir
+def rtmpose_cache_dir() -> Path:
+    """The folder rtmlib caches checkpoints in.
 
-    name = Path(RTMPOSE_URL.rsplit("/", 1)[1]).name.split(".")[0] + ".onnx"
-    return Path(_get_rtmhub_dir()) / "checkpoints" / name
+    ``$TORCH_HOME/hub/checkpoints``, else ``${XDG_CACHE_HOME:-~/.cache}/rtmlib/hub/checkpoints``. rtmlib has
+    no public call that returns it, so it is computed here; ``--download`` hands this folder to rtmlib, so a
+    fetched file lands where it is looked for.
+    """
+    torch_home = os.environ.get("TORCH_HOME")
+    if torch_home:
+        return Path(torch_home).expanduser() / "hub" / "checkpoints"
+    cache = os.environ.get("XDG_CACHE_HOME") or "~/.cache"
+    return Path(cache).expanduser() / "rtmlib" / "hub" / "checkpoints"
+
+
+def rtmpose_cache_file() -> Path:
+    """The unzipped RTMPose ONNX file: the zip's name with ``.onnx``, in :func:`rtmpose_cache_dir`."""
+    name = RTMPOSE_URL.rsplit("/", 1)[1].split(".")[0] + ".onnx"
+    return rtmpose_cache_dir() / name
 
 
 def keypointrcnn_url() -> str:
@@ -77,6 +89,7 @@ def locate_weights(estimator: str, weights: Path | str | None = None, download: 
     if estimator not in ESTIMATORS:
         raise UserError(f"--estimator {estimator!r} is unknown: use one of {', '.join(ESTIMATORS)}.")
     if estimator == "rtmpose":
+        _require_rtmlib()
         url, cache = RTMPOSE_URL, rtmpose_cache_file()
         how = (f"download {url}, unzip it and save its end2end.onnx as {cache}")
     else:
@@ -99,9 +112,9 @@ def locate_weights(estimator: str, weights: Path | str | None = None, download: 
 def _download(estimator: str, url: str, cache: Path) -> Path:
     try:
         if estimator == "rtmpose":
-            from rtmlib.tools.file import download_checkpoint
+            from rtmlib.tools.file import download_checkpoint  # fetches the zip, keeps its end2end.onnx
 
-            return Path(download_checkpoint(url))
+            return Path(download_checkpoint(url, dst_dir=str(cache.parent)))
         import torch
 
         torch.hub.load_state_dict_from_url(url, progress=True, map_location="cpu")

@@ -7,7 +7,7 @@ both use it)::
         features: np.ndarray,           # (N, D) one row per image
         paths: Sequence[str],           # N image paths relative to ``root`` (forward or back slashes)
         root: Path | str,               # dataset root in the official layout
-        dataset: str,                   # protocol family: "sysu" | "regdb"
+        dataset: str,                   # registered dataset (papg_bench.catalog) whose protocol runs
         options: ProtocolOptions,       # mode/direction, shots, sampling, trials, distance, backend, rerank, top_k
         extra: Mapping[str, Any] | None = None,  # record fields to add or override (baseline, augment, run, ...)
         progress: bool = True,          # rich progress bar over the trials
@@ -22,8 +22,9 @@ both use it)::
 ``features`` may also be a :class:`~papg_bench.protocols.features.FeatureTable` (then ``paths`` is ignored).
 Per-query rows: ``trial, query, pid, cam, valid, first_correct_rank, identity_rank, AP, INP, top, top_correct``.
 
-``ProtocolOptions.mode`` is one SYSU mode (``all`` / ``indoor``) or one RegDB direction (``v2t`` / ``t2v``);
-:func:`default_modes` gives both, as published tables report them. Distances from the queries to every
+``ProtocolOptions.mode`` is one of the protocol's modes (SYSU-MM01 ``all`` / ``indoor``, RegDB ``v2t`` /
+``t2v``, LLCM ``ir2vis`` / ``ir2vis-drawn``); :func:`default_modes` gives all of them, as published tables
+report them. Distances from the queries to every
 gallery image of every trial are computed once per query set (on SYSU the query set is the same in all
 trials), then each trial's gallery columns are taken from that matrix.
 """
@@ -39,15 +40,14 @@ from typing import Any
 
 import numpy as np
 
+from papg_bench.catalog import get_dataset
 from papg_bench.errors import UserError
-from papg_bench.protocols import regdb, sysu
 from papg_bench.protocols.features import FeatureTable, feature_table, rows_for
 from papg_bench.protocols.metrics import Metrics, evaluate
+from papg_bench.protocols.protocol import Protocol
 from papg_bench.protocols.rerank import check_parameters, rerank
 from papg_bench.protocols.retrieval import DISTANCES, distance_matrix, prepare_features, resolve_backend
 from papg_bench.protocols.splits import Split
-
-DATASETS = ("sysu", "regdb")
 
 
 @dataclass(frozen=True)
@@ -62,10 +62,10 @@ class RerankOptions:
 
 @dataclass(frozen=True)
 class ProtocolOptions:
-    mode: str = "all"  # SYSU: all | indoor. RegDB: v2t | t2v
-    shots: int = 1  # SYSU gallery: 1 or 10; RegDB: 1
-    sampling: str = "seed"  # SYSU gallery: seed | official; ignored for RegDB
-    trials: tuple[int, ...] | None = None  # None: SYSU 0..9, RegDB every trial with lists
+    mode: str = "all"  # one of the protocol's modes
+    shots: int = 1  # gallery images per identity and camera, where the protocol offers a choice
+    sampling: str = "seed"  # gallery sampling, where the protocol offers a choice; ignored elsewhere
+    trials: tuple[int, ...] | None = None  # None: the protocol's default trials
     distance: str = "cosine"
     backend: str = "auto"
     device: str | None = None
@@ -79,22 +79,21 @@ class Evaluation:
     queries: list[dict[str, Any]] = field(repr=False)
 
 
+def protocol_of(dataset: str) -> Protocol:
+    """The protocol of the registered dataset ``dataset`` (its layout name, e.g. the store's ``dataset``)."""
+    return get_dataset(dataset).protocol
+
+
 def default_modes(dataset: str) -> tuple[str, ...]:
-    check_dataset(dataset)
-    return tuple(sysu.MODES) if dataset == "sysu" else tuple(regdb.DIRECTIONS)
+    return tuple(protocol_of(dataset).modes)
 
 
 def check_dataset(dataset: str) -> None:
-    if dataset not in DATASETS:
-        raise UserError(f"--dataset {dataset!r}: evaluation protocols exist for {', '.join(DATASETS)}.")
+    protocol_of(dataset)
 
 
 def default_trials(dataset: str, root: Path) -> tuple[int, ...]:
-    if dataset == "sysu":
-        return sysu.TRIALS
-    from papg_bench.data.regdb import available_trials
-
-    return tuple(available_trials(Path(root)))
+    return protocol_of(dataset).default_trials(Path(root))
 
 
 def parse_trials(text: str | None, dataset: str) -> tuple[int, ...] | None:
@@ -114,27 +113,17 @@ def parse_trials(text: str | None, dataset: str) -> tuple[int, ...] | None:
                 trials.append(int(part))
     except ValueError:
         raise UserError(f"--trials {text!r}: give a range such as 0-9 or a comma list such as 1,3,5.") from None
-    if dataset == "sysu" and any(t not in sysu.TRIALS for t in trials):
-        raise UserError(f"--trials {text!r}: SYSU-MM01 trials are 0..9.")
-    if dataset == "regdb" and any(t < 1 for t in trials):
-        raise UserError(f"--trials {text!r}: RegDB trials are numbered from 1 (usually 1..10).")
+    protocol_of(dataset).check_trials(trials, text)
     return tuple(dict.fromkeys(trials))
 
 
 def protocol_identifier(dataset: str, options: ProtocolOptions, trials: Sequence[int]) -> str:
-    if dataset == "sysu":
-        return sysu.protocol_id(options.mode, options.shots, options.sampling, options.rerank is not None)
-    return regdb.protocol_id(options.mode, list(trials), options.rerank is not None)
+    return protocol_of(dataset).identifier(options.mode, options.shots, options.sampling, trials,
+                                           options.rerank is not None)
 
 
 def _check_options(dataset: str, options: ProtocolOptions) -> None:
-    check_dataset(dataset)
-    if dataset == "sysu":
-        sysu.check_options(options.mode, options.shots, options.sampling)
-    else:
-        regdb.check_direction(options.mode)
-        if options.shots != 1:
-            raise UserError(f"--shots {options.shots}: RegDB galleries are the whole test list (use --shots 1).")
+    protocol_of(dataset).check_options(options.mode, options.shots, options.sampling)
     if options.distance not in DISTANCES:
         raise UserError(f"--distance {options.distance!r} is not one of {', '.join(DISTANCES)}.")
     if options.rerank is not None:
@@ -144,9 +133,7 @@ def _check_options(dataset: str, options: ProtocolOptions) -> None:
 
 
 def trial_splits(dataset: str, root: Path, options: ProtocolOptions, trial: int) -> tuple[Split, Split]:
-    if dataset == "sysu":
-        return sysu.query_gallery(root, options.mode, trial, options.shots, options.sampling)
-    return regdb.query_gallery(root, trial, options.mode)
+    return protocol_of(dataset).query_gallery(root, options.mode, trial, options.shots, options.sampling)
 
 
 def _device_name(backend: str, device: str | None) -> str:
@@ -193,7 +180,7 @@ def evaluate_features(
                 r = options.rerank
                 distmat = rerank(distmat, cache.query_query(t), cache.gallery_gallery(t), r.k1, r.k2, r.lambda_value)
             metrics = evaluate(distmat, query.pids, gallery.pids, query.cams, gallery.cams,
-                               protocol=dataset, top_k=options.top_k)
+                               protocol=protocol_of(dataset), top_k=options.top_k)
             trial_records.append(_trial_record(t, metrics, len(gallery)))
             queries.extend(query_rows(t, query, gallery, metrics))
             advance()
@@ -205,9 +192,10 @@ def evaluate_features(
     record: dict[str, Any] = {
         "protocol": protocol_identifier(dataset, options, trials),
         "dataset": dataset,
+        "dataset_kind": dataset,  # the registered dataset whose protocol ran ("dataset" may name a store)
         "mode": options.mode,
         "shots": options.shots,
-        "sampling": options.sampling if dataset == "sysu" else None,
+        "sampling": protocol_of(dataset).record_sampling(options.sampling),
         "rerank": options.rerank.as_record() if options.rerank is not None else None,
         "distance": options.distance,
         "backend": backend,

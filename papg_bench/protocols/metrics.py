@@ -1,12 +1,17 @@
 """CMC, mAP and mINP exactly as the widely used VI-ReID evaluation computes them, vectorised.
 
-For each query the gallery is ranked by increasing distance, ties broken by gallery index. On SYSU-MM01,
-gallery entries from cam2 are removed for queries from cam3 (the same room); on RegDB nothing is
-removed. A query is *valid* when at least one gallery entry left after the removal has its identity;
-all metrics average over the valid queries.
+For each query the gallery is ranked by increasing distance, ties broken by gallery index. Then a
+removal rule drops some gallery entries from that query's ranking:
 
-- SYSU CMC: each gallery identity counts once, at its first position in the (filtered) ranking; rank-k
-  is the fraction of valid queries whose identity is among the first k distinct identities.
+- ``"sysu-cam3-cam2"`` (SYSU-MM01): entries from cam2 for queries from cam3 (the same room);
+- ``"same-identity-same-camera"`` (LLCM): entries of the query's identity from the query's camera number;
+- ``"none"`` (RegDB).
+
+A query is *valid* when at least one gallery entry left after the removal has its identity; all metrics
+average over the valid queries.
+
+- SYSU and LLCM CMC: each gallery identity counts once, at its first position in the (filtered) ranking;
+  rank-k is the fraction of valid queries whose identity is among the first k distinct identities.
 - RegDB CMC: the standard CMC (rank-k: a correct match among the first k filtered entries).
 - AP: mean over the correct matches of the precision at each of them (filtered positions).
 - INP (Ye et al., TPAMI 2021): number of correct matches / position of the hardest (last) one.
@@ -17,14 +22,22 @@ No Python loop runs per query: every step works on the whole query x gallery mat
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Literal, get_args
 
 import numpy as np
 
 from papg_bench.errors import UserError
 
-PROTOCOLS = ("sysu", "regdb")
+if TYPE_CHECKING:
+    from papg_bench.protocols.protocol import Protocol
+
 MAX_RANK = 20
 SYSU_SAME_ROOM = (3, 2)  # (query camera, gallery camera) pairs ignored on SYSU-MM01
+
+Removal = Literal["none", "sysu-cam3-cam2", "same-identity-same-camera"]
+REMOVALS: tuple[str, ...] = get_args(Removal)
+# Without a protocol: the rule of the released SYSU-MM01 evaluation, the most widely copied one.
+DEFAULT_RULE: tuple[Removal, bool] = ("sysu-cam3-cam2", True)  # (removal, identity CMC)
 
 
 @dataclass(frozen=True)
@@ -64,10 +77,21 @@ def rank_order(distmat: np.ndarray) -> np.ndarray:
     return keys.view(np.uint32)[:, low::2].astype(np.intp)
 
 
+def _rule(protocol: str | Protocol | None) -> tuple[str, bool]:
+    """(removal rule, identity CMC) of a protocol object, a registered protocol family, or the default."""
+    if protocol is None:
+        return DEFAULT_RULE
+    if isinstance(protocol, str):
+        from papg_bench.catalog import get_protocol
+
+        protocol = get_protocol(protocol)
+    return protocol.removal, protocol.identity_cmc
+
+
 def _check(distmat: np.ndarray, q_pids: np.ndarray, g_pids: np.ndarray, q_cams: np.ndarray,
-           g_cams: np.ndarray, protocol: str) -> None:
-    if protocol not in PROTOCOLS:
-        raise UserError(f"protocol {protocol!r} is not one of {', '.join(PROTOCOLS)}.")
+           g_cams: np.ndarray, removal: str) -> None:
+    if removal not in REMOVALS:
+        raise UserError(f"removal rule {removal!r} is not one of {', '.join(REMOVALS)}.")
     if distmat.ndim != 2 or distmat.shape[0] == 0 or distmat.shape[1] == 0:
         raise UserError(f"the distance matrix must be 2-D and non-empty, got shape {distmat.shape}.")
     nq, ng = distmat.shape
@@ -86,39 +110,34 @@ def evaluate(
     g_pids: np.ndarray,
     q_cams: np.ndarray,
     g_cams: np.ndarray,
-    protocol: str = "sysu",
+    protocol: str | Protocol | None = None,
     max_rank: int = MAX_RANK,
     top_k: int = 10,
+    removal: Removal | None = None,
 ) -> Metrics:
-    """CMC (length ``min(max_rank, gallery size)``), mAP and mINP as fractions; lower distance = more similar."""
+    """CMC (length ``min(max_rank, gallery size)``), mAP and mINP as fractions; lower distance = more similar.
+
+    ``protocol`` (a :class:`~papg_bench.protocols.protocol.Protocol` or its family name) gives the removal rule
+    and the CMC kind; without one, :data:`DEFAULT_RULE`. ``removal`` overrides the protocol's rule.
+    """
     distmat = np.asarray(distmat)
     q_pids, g_pids = np.asarray(q_pids).ravel(), np.asarray(g_pids).ravel()
     q_cams, g_cams = np.asarray(q_cams).ravel(), np.asarray(g_cams).ravel()
-    _check(distmat, q_pids, g_pids, q_cams, g_cams, protocol)
+    default_removal, identity_cmc = _rule(protocol)
+    rule = default_removal if removal is None else removal
+    _check(distmat, q_pids, g_pids, q_cams, g_cams, rule)
     nq, ng = distmat.shape
 
-    # Contiguous labels so that one int32 gather per entry carries identity and removal flag together.
     ids, labels = np.unique(np.concatenate([q_pids, g_pids]), return_inverse=True)
     q_lab, g_lab = labels[:nq].astype(np.int32), labels[nq:].astype(np.int32)
-    if protocol == "sysu":
-        q_cam, g_cam = SYSU_SAME_ROOM
-        q_removes = q_cams == q_cam
-        g_removable = g_cams == g_cam
-    else:
-        q_removes = np.zeros(nq, dtype=bool)
-        g_removable = np.zeros(ng, dtype=bool)
-    code = g_lab * 2 + g_removable.astype(np.int32)
-
     order = rank_order(distmat)
-    sorted_code = code[order]
-    removed = (sorted_code & 1).astype(bool)
-    removed &= q_removes[:, None]
-    valid_match = (sorted_code >> 1) == q_lab[:, None]
-    valid_match &= ~removed
-    del sorted_code
+    if rule == "same-identity-same-camera":
+        valid_match, removed = _same_identity_same_camera(order, q_lab, g_lab, q_cams, g_cams)
+    else:
+        valid_match, removed = _camera_pair_removal(order, q_lab, g_lab, q_cams, g_cams, rule)
 
     # Filtered (1-based) position of every kept entry: its column + 1 minus the removed entries before it.
-    removed_before = np.cumsum(removed, axis=1, dtype=np.int32) if q_removes.any() else None
+    removed_before = np.cumsum(removed, axis=1, dtype=np.int32) if removed.any() else None
     rows, cols = np.nonzero(valid_match)
     pos = cols + 1 - (removed_before[rows, cols] if removed_before is not None else 0)
     num_rel = np.bincount(rows, minlength=nq)
@@ -145,7 +164,7 @@ def evaluate(
     id_rank = _identity_rank(order, g_lab, removed, valid, cols[starts[:-1][valid]], len(ids))
 
     length = min(max_rank, ng)
-    ranks = id_rank if protocol == "sysu" else first_rank
+    ranks = id_rank if identity_cmc else first_rank
     ks = np.arange(1, length + 1)
     cmc = ((ranks[valid][:, None] <= ks[None, :]).sum(axis=0) / num_valid).astype(np.float64)
     top = _top_entries(order, removed, top_k)
@@ -162,6 +181,39 @@ def evaluate(
         id_rank=id_rank,
         top=top,
     )
+
+
+def _camera_pair_removal(order: np.ndarray, q_lab: np.ndarray, g_lab: np.ndarray, q_cams: np.ndarray,
+                         g_cams: np.ndarray, rule: str) -> tuple[np.ndarray, np.ndarray]:
+    """(correct and kept, removed) in ranking order, for rules that depend on the cameras only."""
+    if rule == "sysu-cam3-cam2":
+        q_cam, g_cam = SYSU_SAME_ROOM
+        q_removes = q_cams == q_cam
+        g_removable = g_cams == g_cam
+    else:
+        q_removes = np.zeros(len(q_lab), dtype=bool)
+        g_removable = np.zeros(len(g_lab), dtype=bool)
+    # One int32 gather per entry carries identity and removal flag together.
+    code = g_lab * 2 + g_removable.astype(np.int32)
+    sorted_code = code[order]
+    removed = (sorted_code & 1).astype(bool)
+    removed &= q_removes[:, None]
+    valid_match = (sorted_code >> 1) == q_lab[:, None]
+    valid_match &= ~removed
+    return valid_match, removed
+
+
+def _same_identity_same_camera(order: np.ndarray, q_lab: np.ndarray, g_lab: np.ndarray, q_cams: np.ndarray,
+                               g_cams: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(correct and kept, removed) in ranking order: entries of the query's identity and camera are removed."""
+    nq = len(q_lab)
+    _, cam_labels = np.unique(np.concatenate([q_cams, g_cams]), return_inverse=True)
+    q_cam, g_cam = cam_labels[:nq].astype(np.int32), cam_labels[nq:].astype(np.int32)
+    match = g_lab[order] == q_lab[:, None]
+    removed = g_cam[order] == q_cam[:, None]
+    removed &= match
+    match &= ~removed
+    return match, removed
 
 
 def _identity_rank(order: np.ndarray, g_lab: np.ndarray, removed: np.ndarray, valid: np.ndarray,

@@ -7,10 +7,12 @@ Trial ``t`` (1..10) uses ``<root>/idx/test_visible_<t>.txt`` and ``test_thermal_
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
-from papg_bench.data.regdb import identity_of, list_path, read_list
+from papg_bench.data.regdb import available_trials, identity_of, list_path, read_list
 from papg_bench.errors import UserError
+from papg_bench.protocols.protocol import Protocol
 from papg_bench.protocols.splits import Split
 
 DIRECTIONS = {"v2t": ("test_visible", "test_thermal"), "t2v": ("test_thermal", "test_visible")}
@@ -50,3 +52,41 @@ def query_gallery(root: Path | str, trial: int = 1, direction: str = "v2t") -> t
         raise UserError(f"{root} is not a folder: give the RegDB root (holding Visible/, Thermal/, idx/).")
     query_kind, gallery_kind = DIRECTIONS[direction]
     return _split(root, query_kind, trial), _split(root, gallery_kind, trial)
+
+
+class RegdbProtocol(Protocol):
+    """RegDB: the test lists of one trial, visible->thermal or thermal->visible; nothing removed."""
+
+    family = "regdb"
+    title = "RegDB"
+    modes = {"v2t": "V→T", "t2v": "T→V"}
+    mode_groups = {"v2t": "Visible→Thermal", "t2v": "Thermal→Visible"}
+    removal = "none"
+    identity_cmc = False
+    trial_from_training = True
+
+    def check_mode(self, mode: str) -> None:
+        check_direction(mode)
+
+    def check_options(self, mode: str, shots: int, sampling: str | None) -> None:
+        check_direction(mode)
+        if shots != 1:
+            raise UserError(f"--shots {shots}: RegDB galleries are the whole test list (use --shots 1).")
+
+    def default_trials(self, root: Path) -> tuple[int, ...]:
+        return tuple(available_trials(Path(root)))
+
+    def check_trials(self, trials: Sequence[int], text: str) -> None:
+        if any(t < 1 for t in trials):
+            raise UserError(f"--trials {text!r}: RegDB trials are numbered from 1 (usually 1..10).")
+
+    def identifier(self, mode: str, shots: int, sampling: str | None, trials: Sequence[int],
+                   rerank: bool = False) -> str:
+        return protocol_id(mode, list(trials), rerank)
+
+    def query_gallery(self, root: Path, mode: str, trial: int, shots: int = 1,
+                      sampling: str | None = None) -> tuple[Split, Split]:
+        return query_gallery(root, trial, mode)
+
+
+PROTOCOL = RegdbProtocol()

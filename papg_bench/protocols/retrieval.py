@@ -11,6 +11,9 @@ Backends: ``torch`` (matmul on the ``device``: CUDA when present unless told oth
 (``faiss.pairwise_distances``, BLAS), ``faiss-gpu`` (``faiss.pairwise_distance_gpu``, needs faiss-gpu and a
 visible GPU), ``faiss`` (faiss-gpu when usable, else faiss-cpu) and ``auto`` (faiss-gpu when usable, else
 torch: on a CPU torch's matmul is as exact and faster than FAISS for a full matrix).
+
+FAISS is optional (the ``faiss`` and ``faiss-gpu`` extras); without it ``auto`` is ``torch`` and asking for
+a FAISS backend is a :class:`UserError` that names the extra to install.
 """
 
 from __future__ import annotations
@@ -26,11 +29,21 @@ DISTANCES = ("cosine", "euclidean")
 _EPS = 1e-12
 
 
-def _faiss() -> Any:
+FAISS_EXTRAS = {"faiss": "faiss", "faiss-cpu": "faiss", "faiss-gpu": "faiss-gpu"}
+
+
+def faiss_missing_message(backend: str) -> str:
+    """The one line shown when ``--backend`` asks for FAISS and the ``faiss`` module cannot be imported."""
+    extra = FAISS_EXTRAS.get(backend, "faiss")
+    return (f"--backend {backend} needs FAISS, which is not installed: pip install 'papg-bench[{extra}]' "
+            "(or use --backend auto or torch).")
+
+
+def _faiss(backend: str = "faiss") -> Any:
     try:
         import faiss
     except ImportError:
-        raise UserError("--backend faiss needs the faiss-cpu (or faiss-gpu) package: pip install faiss-cpu.") from None
+        raise UserError(faiss_missing_message(backend)) from None
     return faiss
 
 
@@ -48,13 +61,13 @@ def resolve_backend(backend: str = "auto") -> str:
         raise UserError(f"--backend {backend!r} is not one of {', '.join(BACKENDS)}.")
     if backend == "auto":
         return "faiss-gpu" if faiss_gpu_usable() else "torch"
+    if backend == "torch":
+        return backend
+    _faiss(backend)
     if backend == "faiss":
-        _faiss()
         return "faiss-gpu" if faiss_gpu_usable() else "faiss-cpu"
     if backend == "faiss-gpu" and not faiss_gpu_usable():
         raise UserError("--backend faiss-gpu needs faiss-gpu and a visible GPU; use --backend faiss-cpu or torch.")
-    if backend == "faiss-cpu":
-        _faiss()
     return backend
 
 
@@ -91,7 +104,7 @@ def distance_matrix(
     name = resolve_backend(backend)
     if name == "torch":
         return _torch_distances(query, gallery, distance, device)
-    faiss = _faiss()
+    faiss = _faiss(name)
     if name == "faiss-gpu":
         res = faiss.StandardGpuResources()
         metric = faiss.METRIC_INNER_PRODUCT if distance == "cosine" else faiss.METRIC_L2

@@ -16,6 +16,7 @@ cameras in the mode's order on the outside and ids ascending inside.
 from __future__ import annotations
 
 import random
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ import numpy as np
 from papg_bench.data.records import IMAGE_SUFFIXES
 from papg_bench.data.sysu import IR_CAMERAS, camera_folders, read_split_ids
 from papg_bench.errors import UserError
+from papg_bench.protocols.protocol import Protocol
 from papg_bench.protocols.splits import Split
 
 MODES = {"all": (1, 2, 4, 5), "indoor": (1, 2)}
@@ -197,3 +199,37 @@ def query_gallery(
     else:
         gallery = official_gallery(root, mode, trial, shots)
     return query, gallery
+
+
+class SysuProtocol(Protocol):
+    """SYSU-MM01: infrared queries of cam3/cam6 against a visible gallery drawn per trial."""
+
+    family = "sysu"
+    title = "SYSU-MM01"
+    modes = {"all": "All", "indoor": "Indoor"}
+    mode_groups = {"all": "All-search", "indoor": "Indoor-search"}
+    removal = "sysu-cam3-cam2"
+    identity_cmc = True
+    shots = SHOTS
+    samplings = SAMPLINGS
+
+    def check_options(self, mode: str, shots: int, sampling: str | None) -> None:
+        check_options(mode, shots, str(sampling))
+
+    def default_trials(self, root: Path) -> tuple[int, ...]:
+        return TRIALS
+
+    def check_trials(self, trials: Sequence[int], text: str) -> None:
+        if any(t not in TRIALS for t in trials):
+            raise UserError(f"--trials {text!r}: SYSU-MM01 trials are 0..9.")
+
+    def identifier(self, mode: str, shots: int, sampling: str | None, trials: Sequence[int],
+                   rerank: bool = False) -> str:
+        return protocol_id(mode, shots, str(sampling), rerank)
+
+    def query_gallery(self, root: Path, mode: str, trial: int, shots: int = 1,
+                      sampling: str | None = None) -> tuple[Split, Split]:
+        return query_gallery(root, mode, trial, shots, sampling or "seed")
+
+
+PROTOCOL = SysuProtocol()

@@ -34,9 +34,11 @@ from papg_bench.training import barrier, cleanup_distributed, init_distributed, 
 from papg_bench.workspace import Workspace, atomic_write_json, config_hash, provenance, sha256_file
 
 
-def run_name(baseline: str, augment: str, seed: int, regdb_trial: int | None = None) -> str:
+def run_name(baseline: str, augment: str, seed: int, trial: int | None = None) -> str:
+    """``<baseline>-<augment>-s<seed>``, plus ``-t<trial>`` for a training trial other than 1 (datasets whose
+    training identities change with the trial)."""
     name = f"{baseline}-{canonical_augment(augment)}-s{seed}"
-    return name if regdb_trial in (None, 1) else f"{name}-t{regdb_trial}"
+    return name if trial in (None, 1) else f"{name}-t{trial}"
 
 
 def store_fingerprint(store: Store) -> str:
@@ -96,8 +98,7 @@ def train_run(
         raise UserError(f"--synthetic-ratio {cfg.synthetic_ratio} needs generated images: use --augment papg "
                         "(or a combination with it).")
     store, generated = _open_inputs(ws, dataset, augment, cfg)
-    regdb = store.meta.get("dataset") == "regdb"
-    run = run or run_name(baseline, augment, seed, cfg.trial if regdb else None)
+    run = run or run_name(baseline, augment, seed, store.dataset.split_trial(cfg.trial))
     run_dir = ws.run_dir(dataset, run)
     run_config = {
         "dataset": dataset, "baseline": baseline, "augment": augment, "seed": seed, "train": cfg.to_dict(),
@@ -228,16 +229,16 @@ def evaluate_run(
         protocol_identifier,
         save_evaluation,
     )
-    from papg_bench.protocols.sysu import TRIALS as SYSU_TRIALS
     from papg_bench.results.records import read_record, record_name
 
     started = time.perf_counter()
     store = open_store(ws.dataset_dir(dataset), f"store for --dataset {dataset}")
-    family = str(store.meta.get("dataset"))
-    regdb = family == "regdb"
+    kind = store.dataset
+    family = kind.name
+    per_trial = kind.protocol.trial_from_training
     torch_device = resolve_device(device)
     if run is None:
-        state_trial = _run_trial(ws, dataset, baseline, augment, seed) if regdb else None
+        state_trial = _run_trial(ws, dataset, baseline, augment, seed) if kind.trial_splits else None
         run = run_name(baseline, augment, seed, state_trial)
     run_dir = ws.run_dir(dataset, run)
     model, state, checkpoint = load_run_model(run_dir, torch_device)
@@ -247,10 +248,10 @@ def evaluate_run(
     root = Path(str(store.meta.get("source_root", "")))
     if isinstance(trials, str):
         trials = parse_trials(trials, family)
-    if regdb:
+    if per_trial:
         if trials is not None and tuple(trials) != (cfg.trial,):
-            raise UserError(f"--trials: the run {run} was trained on RegDB trial {cfg.trial}; it is evaluated on "
-                            "that trial only (train a run per trial with --trial).")
+            raise UserError(f"--trials: the run {run} was trained on {kind.title} trial {cfg.trial}; it is evaluated "
+                            "on that trial only (train a run per trial with --trial).")
         trials = (cfg.trial,)
     modes = modes or default_modes(family)
     out_dir = Path(out_dir) if out_dir is not None else ws.results_dir(dataset)
@@ -261,7 +262,7 @@ def evaluate_run(
         "config": run_config["train"], "selection": _selection(run_dir),
     }
 
-    expected_trials = list(trials) if trials is not None else list(SYSU_TRIALS)
+    expected_trials = list(trials) if trials is not None else list(kind.protocol.default_trials(root))
     todo, records, paths, reused = [], [], [], []
     for mode in modes:
         options = ProtocolOptions(mode=mode, shots=shots, sampling=sampling, trials=trials, distance=distance,
@@ -284,7 +285,7 @@ def evaluate_run(
                 f"{store.path}/meta.json names the dataset root {root}, which is not a folder here: the protocols "
                 "read the official lists from it; prepare the store again from the dataset's current location."
             )
-        test = np.flatnonzero(store.in_split("test", cfg.trial if regdb else None))
+        test = np.flatnonzero(store.in_split("test", kind.split_trial(cfg.trial)))
         features = extract_features(
             model, store.images, test, modality_codes(store.modalities[test]), cfg.size, torch_device,
             cfg.eval_batch_size, flip=flip_test, kind=feature, precision=cfg.precision,
@@ -315,12 +316,12 @@ def _selection(run_dir: Path) -> dict[str, Any]:
 
 
 def _run_trial(ws: Workspace, dataset: str, baseline: str, augment: str, seed: int) -> int | None:
-    """RegDB run folders carry the trial when it is not 1: pick the only one that exists, else trial 1."""
+    """Run folders of per-trial datasets carry the trial when it is not 1: the only one that exists, else 1."""
     base = run_name(baseline, augment, seed)
     folder = ws.run_dir(dataset, base).parent
     found = sorted(p.name for p in folder.glob(f"{base}-t*") if (p / "summary.json").is_file())
     if (folder / base / "summary.json").is_file() or not found:
         return None
     if len(found) > 1:
-        raise UserError(f"several RegDB trials were trained for {base} ({', '.join(found)}): choose one with --run.")
+        raise UserError(f"several trials were trained for {base} ({', '.join(found)}): choose one with --run.")
     return int(found[0].rsplit("-t", 1)[1])

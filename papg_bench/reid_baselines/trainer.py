@@ -57,11 +57,11 @@ def modality_codes(values: np.ndarray) -> np.ndarray:
 
 
 def train_rows(store: Store, trial: int) -> np.ndarray:
-    """Boolean mask of the store's training rows (SYSU: train + val ids; RegDB: the trial's train list)."""
-    regdb = store.meta.get("dataset") == "regdb"
-    mask = store.in_split("train", trial if regdb else None)
+    """Boolean mask of the store's training rows (every training identity; of ``trial`` where splits have trials)."""
+    split_trial = store.dataset.split_trial(trial)
+    mask = store.in_split("train", split_trial)
     if not mask.any():
-        where = f"trial {trial}" if regdb else "the train and val ids"
+        where = f"trial {trial}" if split_trial is not None else "the training ids"
         raise UserError(f"{store.path}: no training images for {where}: check the store (papg-bench prepare).")
     return mask
 
@@ -346,9 +346,8 @@ class Trainer:
                                  channels_last=self.channels_last)
         query, gallery = rows[mods == 1], rows[mods == 0]
         fq, fg = feats[mods == 1], feats[mods == 0]
-        protocol = "regdb" if self.store.meta.get("dataset") == "regdb" else "sysu"
         metrics = evaluate(1.0 - fq @ fg.T, self.store.pids[query], self.store.pids[gallery],
-                           self.store.cams[query], self.store.cams[gallery], protocol=protocol)
+                           self.store.cams[query], self.store.cams[gallery], protocol=self.store.dataset.protocol)
         return {"val_rank1": float(metrics.cmc[0]), "val_mAP": float(metrics.mAP)}
 
     # --- the loop -----------------------------------------------------------------------------------

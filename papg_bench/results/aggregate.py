@@ -1,33 +1,44 @@
-"""Group result records into paper tables: cells (mean +- std over seeds x trials), gains, bootstrap intervals.
+"""Group result records into paper tables: cells (mean +- std), gains and their seed-level intervals.
 
 A table holds the records of one protocol family (SYSU-MM01 or RegDB) and one protocol variant
 (shots, gallery sampling, re-ranking); the main variant is single-shot, seed sampling, no re-ranking.
 Rows are baselines, each followed by its augmented rows; every baseline gets a row for every
 augmentation present in the table, so a missing combination shows up as missing instead of vanishing.
 All numbers here are in percent.
+
+The trained model is the unit of inference: a cell's mean is the mean of its seeds' means over their
+gallery trials, and a gain's interval is computed from one paired difference per seed (see
+``docs/statistics.md``).
 """
 
 from __future__ import annotations
 
 import json
 from collections import defaultdict
-from collections.abc import Iterable
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field, replace
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from scipy import optimize, stats
 
+from papg_bench.catalog import protocols
 from papg_bench.results.records import SUMMARY_KEYS
 
-FAMILY_MODES = {"sysu": ("all", "indoor"), "regdb": ("v2t", "t2v")}
+FAMILY_MODES = {p.family: tuple(p.modes) for p in protocols()}
 MODE_FAMILY = {mode: family for family, modes in FAMILY_MODES.items() for mode in modes}
-FAMILY_TITLES = {"sysu": "SYSU-MM01", "regdb": "RegDB"}
+FAMILY_TITLES = {p.family: p.title for p in protocols()}
+FAMILY_SAMPLING = {p.family: p.default_sampling or "" for p in protocols()}
 TABLE_METRICS = ("rank1", "rank10", "rank20", "mAP")
 BASELINE_NAMES = {"agw": "AGW", "cgrnet": "CGRNet", "dart": "DART"}
 BASELINE_ORDER = ("agw", "cgrnet", "dart")
 NO_AUGMENT = "none"
 OURS = "papg"
+CI_METHODS = ("t", "cluster-bootstrap")
+POWER = 0.8
+MDE_SEEDS = (5, 10)  # seed counts for which the minimum detectable effect is also given
 
 RunKey = tuple[Any, int]  # (seed, trial); seed may be None
 
@@ -83,10 +94,14 @@ class Variant:
 
 @dataclass(frozen=True)
 class Stat:
+    """Mean of the seed means; ``std`` is across the seed means (``std_over`` "seeds", ddof 1) when there
+    are two or more seeds, else across the one seed's trials ("trials", ddof 0, as ``evaluate`` prints)."""
+
     mean: float
     std: float
     n_seeds: int
     n_trials: int
+    std_over: str = "trials"
 
 
 @dataclass
@@ -99,10 +114,13 @@ class Cell:
 
     def stat(self, metric: str) -> Stat:
         runs = self.values[metric]
-        data = np.array(list(runs.values()), dtype=float)
-        seeds = {seed for seed, _ in runs}
+        by_seed = _by_seed(runs)
         trials = {trial for _, trial in runs}
-        return Stat(float(data.mean()), float(data.std()), len(seeds), len(trials))
+        if len(by_seed) >= 2:
+            means = np.array([np.mean(v) for v in by_seed.values()])
+            return Stat(float(means.mean()), float(means.std(ddof=1)), len(by_seed), len(trials), "seeds")
+        data = np.array(list(runs.values()), dtype=float)
+        return Stat(float(data.mean()), float(data.std()), len(by_seed), len(trials), "trials")
 
     def curve_runs(self) -> np.ndarray:
         """Every run's CMC curve (percent), cut to the shortest, as an array (runs x ranks)."""
@@ -113,13 +131,25 @@ class Cell:
 
 @dataclass(frozen=True)
 class Gain:
-    """Augmented minus baseline, in percentage points. ``shown`` is the difference of the shown values."""
+    """Augmented minus baseline, in percentage points. ``shown`` is the difference of the shown values.
+
+    ``n_seeds`` counts the seeds both rows have; each gives one seed-level difference (its paired trials'
+    mean), of which ``seed_mean`` is the mean and ``seed_std`` the std (ddof 1). ``ci`` and ``mde``
+    (seed count -> minimum detectable effect at ``POWER``) need two or more of them; ``unpaired_seeds``
+    counts the seeds of either row that the other lacks.
+    """
 
     diff: float
     shown: float
     ci: tuple[float, float] | None
     n_pairs: int
     n_seeds: int
+    n_trials: int = 0
+    method: str = "t"
+    seed_mean: float | None = None
+    seed_std: float | None = None
+    mde: dict[int, float] = field(default_factory=dict)
+    unpaired_seeds: int = 0
 
     @property
     def significant(self) -> bool:
@@ -150,6 +180,7 @@ class ResultTable:
     rows: list[Row]
     resamples: int
     level: float
+    method: str = "t"
 
     def best(self, mode: str, metric: str) -> float | None:
         """The highest shown (two-decimal) value of a column, or None when the column is empty."""
@@ -158,6 +189,11 @@ class ResultTable:
 
     def has_intervals(self) -> bool:
         return any(g is not None and g.ci is not None for row in self.rows for g in row.gains.values())
+
+    def gains(self) -> list[tuple[Row, str, str, Gain]]:
+        """Every computed gain as (row, mode, metric, gain), in table order."""
+        return [(row, mode, metric, gain) for row in self.rows for (mode, metric), gain in row.gains.items()
+                if gain is not None]
 
 
 def baseline_label(baseline: str) -> str:
@@ -168,25 +204,80 @@ def augment_label(augment: str) -> str:
     return "+ PAPG (ours)" if augment == OURS else f"+ {augment}"
 
 
-def paired_bootstrap_ci(
-    differences: Iterable[float], *, resamples: int = 10_000, level: float = 0.95, seed: int = 0
-) -> tuple[float, float]:
-    """Percentile bootstrap interval of the mean of paired differences (resampling pairs).
+def t_interval(seed_differences: Sequence[float], *, level: float = 0.95) -> tuple[float, float]:
+    """Student-t interval of the mean of seed-level differences, with n_seeds - 1 degrees of freedom."""
+    d = np.asarray(seed_differences, dtype=float)
+    if d.size < 2:
+        raise ValueError("t_interval needs at least two seed-level differences")
+    mean, sem = float(d.mean()), float(d.std(ddof=1)) / np.sqrt(d.size)
+    if sem == 0.0:
+        return mean, mean
+    low, high = stats.t.interval(level, d.size - 1, loc=mean, scale=sem)
+    return float(low), float(high)
 
-    Uses a fixed-seed numpy Generator, so the same differences always give the same interval.
+
+def cluster_bootstrap_ci(
+    groups: Sequence[Sequence[float]], *, resamples: int = 10_000, level: float = 0.95, seed: int = 0
+) -> tuple[float, float]:
+    """Two-level percentile bootstrap of the mean of seed means: resample the seeds (``groups``, each the
+    paired trial differences of one seed), then the trials within each drawn seed.
+
+    Uses a fixed-seed numpy Generator, so the same groups always give the same interval.
     """
-    d = np.asarray(list(differences), dtype=float)
-    if d.size == 0:
-        raise ValueError("paired_bootstrap_ci needs at least one difference")
+    arrays = [np.asarray(g, dtype=float) for g in groups]
+    if len(arrays) < 2 or any(a.size == 0 for a in arrays):
+        raise ValueError("cluster_bootstrap_ci needs at least two non-empty groups")
+    n = len(arrays)
+    counts = np.array([a.size for a in arrays])
+    width = int(counts.max())
+    padded = np.zeros((n, width))
+    for i, a in enumerate(arrays):
+        padded[i, : a.size] = a
     rng = np.random.default_rng(seed)
     means = np.empty(resamples)
-    chunk = max(1, 4_000_000 // d.size)  # bounds the index array's memory
+    chunk = max(1, 2_000_000 // (n * width))  # bounds the index arrays' memory
     for start in range(0, resamples, chunk):
-        n = min(chunk, resamples - start)
-        means[start : start + n] = d[rng.integers(0, d.size, size=(n, d.size))].mean(axis=1)
+        k = min(chunk, resamples - start)
+        picked = rng.integers(0, n, size=(k, n))
+        m = counts[picked][..., None]
+        trials = (rng.random((k, n, width)) * m).astype(np.int64)
+        inside = np.arange(width) < m  # a drawn seed gets as many trial draws as it has trials
+        values = np.where(inside, padded[picked[..., None], trials], 0.0)
+        means[start : start + k] = (values.sum(axis=-1) / m[..., 0]).mean(axis=1)
     alpha = (1.0 - level) / 2.0
     low, high = np.quantile(means, [alpha, 1.0 - alpha])
     return float(low), float(high)
+
+
+@lru_cache(maxsize=256)
+def _standardised_mde(n_seeds: int, level: float, power: float) -> float:
+    df = n_seeds - 1
+    critical = stats.t.ppf(1.0 - (1.0 - level) / 2.0, df)
+
+    def shortfall(effect: float) -> float:
+        nc = effect * np.sqrt(n_seeds)
+        # the lower tail as the upper tail of -nc: nct.cdf is unstable far out in that tail
+        return float(stats.nct.sf(critical, df, nc) + stats.nct.sf(critical, df, -nc)) - power
+
+    high = 1.0
+    while shortfall(high) < 0:
+        high *= 2.0
+    return float(optimize.brentq(shortfall, 0.0, high, xtol=1e-10))
+
+
+def minimum_detectable_effect(std: float, n_seeds: int, *, level: float = 0.95, power: float = POWER) -> float:
+    """The smallest true mean gain that the two-sided one-sample t-test at ``1 - level`` on ``n_seeds``
+    seed-level differences of std ``std`` detects with probability ``power`` (exact, noncentral t)."""
+    if n_seeds < 2:
+        raise ValueError("a minimum detectable effect needs at least two seeds")
+    return float(std) * _standardised_mde(int(n_seeds), float(level), float(power))
+
+
+def _by_seed(runs: dict[RunKey, float]) -> dict[Any, list[float]]:
+    by_seed: dict[Any, list[float]] = {}
+    for key in sorted(runs, key=_run_sort_key):
+        by_seed.setdefault(key[0], []).append(runs[key])
+    return by_seed
 
 
 def _run_sort_key(key: RunKey) -> tuple[int, Any, int]:
@@ -206,7 +297,7 @@ def _variant(record: dict[str, Any], with_distance: bool) -> Variant:
         family=family,
         shots=int(record.get("shots") or 1),
         # seed sampling is the SYSU default, so a record that does not say is not set apart from those that do
-        sampling=str(record.get("sampling") or ("seed" if family == "sysu" else "")),
+        sampling=str(record.get("sampling") or FAMILY_SAMPLING.get(family, "")),
         rerank=json.dumps(rerank, sort_keys=True) if rerank else "",
         distance=str(record.get("distance") or "") if with_distance else "",
     )
@@ -257,22 +348,40 @@ def _fill_cell(cell: Cell, record: dict[str, Any]) -> None:
         cell.curves[key] = cmc
 
 
-def _gain(base: Cell | None, aug: Cell | None, metric: str, resamples: int, level: float) -> Gain | None:
+def _gain(base: Cell | None, aug: Cell | None, metric: str, method: str, resamples: int, level: float
+          ) -> Gain | None:
     if base is None or aug is None:
         return None
     b, a = base.stat(metric), aug.stat(metric)
-    pairs = sorted(set(base.values[metric]) & set(aug.values[metric]), key=_run_sort_key)
-    diffs = [aug.values[metric][k] - base.values[metric][k] for k in pairs]
-    n_seeds = len({seed for seed, _ in pairs})
-    ci = paired_bootstrap_ci(diffs, resamples=resamples, level=level) if n_seeds >= 2 else None
     shown = round(round(a.mean, 2) - round(b.mean, 2), 2)
-    return Gain(a.mean - b.mean, shown, ci, len(pairs), n_seeds)
+    base_runs, aug_runs = base.values[metric], aug.values[metric]
+    pairs = set(base_runs) & set(aug_runs)
+    by_seed = _by_seed({k: aug_runs[k] - base_runs[k] for k in pairs})
+    seeds = {seed for seed, _ in base_runs} | {seed for seed, _ in aug_runs}
+    gain = Gain(a.mean - b.mean, shown, None, len(pairs), len(by_seed), n_trials=len({t for _, t in pairs}),
+                method=method, unpaired_seeds=len(seeds) - len(by_seed))
+    if len(by_seed) < 2:
+        return gain
+    d = np.array([np.mean(v) for v in by_seed.values()])
+    if method == "t":
+        ci = t_interval(d, level=level)
+    else:
+        ci = cluster_bootstrap_ci(list(by_seed.values()), resamples=resamples, level=level)
+    std = float(d.std(ddof=1))
+    mde = {n: minimum_detectable_effect(std, n, level=level) for n in sorted({d.size, *MDE_SEEDS})}
+    return replace(gain, ci=ci, seed_mean=float(d.mean()), seed_std=std, mde=mde)
 
 
 def build_tables(
-    records: Iterable[dict[str, Any]], *, resamples: int = 10_000, level: float = 0.95
+    records: Iterable[dict[str, Any]], *, ci: str = "t", resamples: int = 10_000, level: float = 0.95
 ) -> tuple[list[ResultTable], list[str]]:
-    """Group validated records into tables (main variant first) and return them with notes for the user."""
+    """Group validated records into tables (main variant first) and return them with notes for the user.
+
+    ``ci`` is the gains' interval: ``t`` (Student-t over the seed-level differences) or
+    ``cluster-bootstrap`` (``resamples`` two-level resamples, seeds then trials).
+    """
+    if ci not in CI_METHODS:
+        raise ValueError(f"ci must be one of {', '.join(CI_METHODS)}, not {ci!r}")
     notes: list[str] = []
     selected = _select_latest(list(records), notes)
     cells: dict[Variant, dict[tuple[str, str], dict[str, Cell]]] = defaultdict(lambda: defaultdict(dict))
@@ -295,8 +404,8 @@ def build_tables(
                 for mode in modes:
                     for metric in SUMMARY_KEYS:
                         row.gains[(mode, metric)] = _gain(
-                            base.cells.get(mode), row.cells.get(mode), metric, resamples, level
+                            base.cells.get(mode), row.cells.get(mode), metric, ci, resamples, level
                         )
                 rows.append(row)
-        tables.append(ResultTable(variant, modes, rows, resamples, level))
+        tables.append(ResultTable(variant, modes, rows, resamples, level, ci))
     return tables, notes

@@ -4,7 +4,7 @@ Record fields (format 1)::
 
     format_version   1
     protocol         identifier such as "sysu/all/single-shot/seed-trials/v1" or "regdb/v2t/trial-1/v1"
-    dataset          store / dataset name ("sysu", "regdb", ...)
+    dataset          the workspace store the run belongs to
     mode             "all" | "indoor" (SYSU) or "v2t" | "t2v" (RegDB)
     shots            1 or 10 (SYSU gallery), 1 for RegDB
     sampling         "seed" | "official" (SYSU gallery convention); null for RegDB

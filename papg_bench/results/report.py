@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from papg_bench.errors import UserError
-from papg_bench.results.aggregate import ResultTable, Row, baseline_label, build_tables
+from papg_bench.results.aggregate import CI_METHODS, ResultTable, Row, baseline_label, build_tables
 from papg_bench.results.plots import CmcSeries, cmc_plot
 from papg_bench.results.records import list_records
 from papg_bench.results.tables import MODE_GROUP, render_csv, render_latex, render_markdown
@@ -34,6 +34,14 @@ def parse_formats(text: str) -> tuple[str, ...]:
     if bad or not names:
         raise UserError(f"--format {text!r} is not one of md, csv, latex, all (or a comma-separated list).")
     return tuple(dict.fromkeys(names))
+
+
+def parse_ci(text: str) -> str:
+    """``t`` (Student-t over the seed-level gains) or ``cluster-bootstrap``."""
+    name = text.strip().lower()
+    if name not in CI_METHODS:
+        raise UserError(f"--ci {text!r} is not one of {', '.join(CI_METHODS)}.")
+    return name
 
 
 def _linestyle(table: ResultTable, row: Row) -> Any:
@@ -68,15 +76,20 @@ def make_report(
     *,
     formats: tuple[str, ...] = tuple(FORMAT_FILES),
     plots: bool = True,
+    ci: str = "t",
     resamples: int = 10_000,
 ) -> Report:
-    """Read every record in ``results_dir``, write the requested tables (and CMC plots) to ``out_dir``."""
+    """Read every record in ``results_dir``, write the requested tables (and CMC plots) to ``out_dir``.
+
+    ``ci`` is the gains' seed-level interval, ``t`` or ``cluster-bootstrap`` (``resamples`` resamples).
+    """
+    ci = parse_ci(ci)
     results_dir, out_dir = Path(results_dir), Path(out_dir)
     records = list_records(results_dir) if results_dir.is_dir() else []
     if not records:
         raise UserError(f"no result records for dataset '{dataset}' in {results_dir}: "
                         f"run `papg-bench evaluate --dataset {dataset}` first.")
-    tables, notes = build_tables(records, resamples=resamples)
+    tables, notes = build_tables(records, ci=ci, resamples=resamples)
     markdown = render_markdown(tables)
     report = Report(tables, markdown, notes=notes)
     texts = {"md": lambda: markdown, "csv": lambda: render_csv(tables), "latex": lambda: render_latex(tables, dataset)}

@@ -1,0 +1,77 @@
+"""What an evaluation protocol is: its modes, trials, query and gallery per trial, removal rule and CMC.
+
+A protocol is one object per dataset (``SysuProtocol``, ``RegdbProtocol``, ``LlcmProtocol``), found
+through :mod:`papg_bench.catalog`. The evaluation (:mod:`.evaluate`), the trainer's validation and the
+report ask it; none of them knows a dataset by name.
+
+A new protocol subclasses :class:`Protocol` and provides:
+
+- ``family`` (the first segment of its identifiers) and ``title`` (the tables' heading);
+- ``modes``: mode name -> column title, in the order tables show them, and ``mode_groups``: mode name ->
+  the heading over its columns (mode names are unique across protocols);
+- ``removal`` (which gallery entries a query ignores, see :data:`.metrics.Removal`) and
+  ``identity_cmc`` (whether the CMC counts each gallery identity once);
+- ``shots`` / ``samplings`` it accepts, with :meth:`check_options` for anything finer;
+- :meth:`default_trials`, :meth:`check_trials`, :meth:`identifier` and :meth:`query_gallery`.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import ClassVar
+
+from papg_bench.errors import UserError
+from papg_bench.protocols.splits import Split
+
+
+class Protocol(ABC):
+    family: ClassVar[str]
+    title: ClassVar[str]
+    modes: ClassVar[Mapping[str, str]]  # mode -> short column title, in table order
+    mode_groups: ClassVar[Mapping[str, str]]  # mode -> the heading over a mode's columns
+    removal: ClassVar[str]
+    identity_cmc: ClassVar[bool]
+    shots: ClassVar[tuple[int, ...]] = (1,)
+    samplings: ClassVar[tuple[str, ...]] = ()  # gallery sampling variants; empty: the protocol has one
+    trial_from_training: ClassVar[bool] = False  # a run is evaluated on the trial it was trained on only
+
+    @property
+    def default_sampling(self) -> str | None:
+        return self.samplings[0] if self.samplings else None
+
+    def check_mode(self, mode: str) -> None:
+        if mode not in self.modes:
+            raise UserError(f"{self.title} mode {mode!r}: use one of {', '.join(self.modes)}.")
+
+    def check_options(self, mode: str, shots: int, sampling: str | None) -> None:
+        """Refuse a mode, shot count or sampling this protocol does not define."""
+        self.check_mode(mode)
+        if shots not in self.shots:
+            allowed = " or ".join(str(s) for s in self.shots)
+            raise UserError(f"--shots {shots}: {self.title} galleries take --shots {allowed}.")
+        if self.samplings and sampling not in self.samplings:
+            raise UserError(f"--sampling {sampling!r}: {self.title} galleries use {' or '.join(self.samplings)}.")
+
+    def record_sampling(self, sampling: str | None) -> str | None:
+        """The sampling a record states (None where the protocol has only one)."""
+        return sampling if self.samplings else None
+
+    @abstractmethod
+    def default_trials(self, root: Path) -> tuple[int, ...]:
+        """The trials a published table averages over."""
+
+    @abstractmethod
+    def check_trials(self, trials: Sequence[int], text: str) -> None:
+        """Refuse trial numbers the protocol does not have (``text`` is what the user typed)."""
+
+    @abstractmethod
+    def identifier(self, mode: str, shots: int, sampling: str | None, trials: Sequence[int],
+                   rerank: bool = False) -> str:
+        """The protocol identifier records carry, e.g. ``sysu/all/single-shot/seed/v1``."""
+
+    @abstractmethod
+    def query_gallery(self, root: Path, mode: str, trial: int, shots: int = 1,
+                      sampling: str | None = None) -> tuple[Split, Split]:
+        """(query, gallery) of one trial, paths relative to the dataset root, in protocol order."""
