@@ -126,7 +126,7 @@ def prepare(
 
 @app.command()
 def synth(
-    layout: Annotated[str, typer.Option(help="Folder layout to write: sysu or regdb.")],
+    layout: Annotated[str, typer.Option(help="Folder layout to write: sysu, regdb or llcm.")],
     out_dir: Annotated[Path, typer.Option("--out", help="Dataset root to write (replaced as a whole).")],
     preset: Annotated[str, typer.Option(help="tiny (tests), small (the demo) or full (real counts).")] = "small",
     ids: Annotated[int | None, typer.Option(help="Number of identities (default: the preset's).")] = None,
@@ -136,10 +136,10 @@ def synth(
     preview: Annotated[Path | None, typer.Option(help="Also write a labelled preview grid to this PNG.")] = None,
     force: Annotated[bool, typer.Option("--force", help="Render even when --out is complete already.")] = False,
     infrared: Annotated[str, typer.Option(
-        help="Near-infrared response of garments (SYSU layout): projection, or material-dye (synthvi 1, hard).")
+        help="Near-infrared response of garments (SYSU and LLCM layouts): projection, or material-dye (hard).")
     ] = DEFAULT_INFRARED,
 ) -> None:
-    """Render synthvi, the built-in visible/infrared person dataset, in the SYSU-MM01 or RegDB layout."""
+    """Render synthvi, the built-in visible/infrared person dataset, in the SYSU-MM01, RegDB or LLCM layout."""
     from papg_bench.data.synthvi import synthesize
     from papg_bench.data.synthvi_preview import write_preview
 
@@ -569,14 +569,20 @@ def demo(
     device: Annotated[str | None, typer.Option(help="cpu, cuda, cuda:N (default: CUDA when present).")] = None,
     infrared: Annotated[str, typer.Option(
         help="synthvi's near-infrared response: projection, or material-dye (synthvi 1, hard).")] = DEFAULT_INFRARED,
+    layout: Annotated[str | None, typer.Option(
+        help="Dataset layout synthvi is rendered in and evaluated with (default sysu; llcm, regdb).")] = None,
 ) -> None:
     """The whole pipeline on the built-in synthvi dataset; stages already complete are reused."""
-    from papg_bench.demo import DEMO_THREADS, DemoSettings, run_demo
+    from papg_bench.data.synthvi import LAYOUTS
+    from papg_bench.demo import DEFAULT_LAYOUT, DEMO_THREADS, DemoSettings, run_demo
 
     if scale not in ("small", "tiny"):
         raise UserError(f"--scale {scale!r}: choose small or tiny.")
+    layout = layout or DEFAULT_LAYOUT
+    if layout not in LAYOUTS:
+        raise UserError(f"--layout {layout!r}: choose one of {', '.join(LAYOUTS)}.")
     threads = ctx.parent.params.get("threads") if ctx.parent is not None else None
-    settings = DemoSettings(synth_preset=scale, seed=seed, out=out_dir, device=device,
+    settings = DemoSettings(synth_preset=scale, seed=seed, out=out_dir, device=device, layout=layout,
                             infrared=check_infrared(infrared), threads=threads or DEMO_THREADS)
     run_demo(workspace(ctx), settings)
     table = out_dir / "table.md"

@@ -1,8 +1,9 @@
 """``papg-bench demo``: the whole pipeline on the built-in synthvi dataset, with one progress display.
 
-synth (synthvi, SYSU layout) -> prepare -> pose (ground-truth import) -> train-generator -> generate
-(--score) -> train AGW and CGRNet with --augment none and papg -> evaluate (all + indoor, 10 trials) ->
-report (tables, CMC plots, generator samples, cross-modality distance distributions).
+synth (synthvi, in the SYSU-MM01 layout unless ``--layout`` names another) -> prepare -> pose (ground-truth
+import) -> train-generator -> generate (--score) -> train AGW and CGRNet with --augment none and papg ->
+evaluate (every mode of the layout's protocol, its trials) -> report (tables, CMC plots, generator samples,
+cross-modality distance distributions). Another layout gets its own store, ``synthvi-<layout>``.
 
 Every stage calls the same function as its command and each of those skips work whose outputs are
 already complete for the same inputs, so a second demo reuses everything and takes seconds. The
@@ -51,6 +52,11 @@ class DemoSettings:
     device: str | None = None
     threads: int | None = None  # torch's CPU threads for the whole demo (None: leave them as they are)
 
+    @property
+    def dataset(self) -> str:
+        """The workspace store: ``synthvi`` for the default layout, ``synthvi-<layout>`` for another."""
+        return DEMO_DATASET if self.layout == DEFAULT_LAYOUT else f"{DEMO_DATASET}-{self.layout}"
+
 
 @dataclass
 class StageOutcome:
@@ -79,7 +85,7 @@ def _stage_prepare(ws: Workspace, s: DemoSettings) -> StageOutcome:
 
     root = _source_dir(ws, s)
     size = tuple(read_meta(root)["params"]["size"])  # type: ignore[index]
-    result = prepare_store(read_layout(s.layout, root), root, ws.dataset_dir(DEMO_DATASET),
+    result = prepare_store(read_layout(s.layout, root), root, ws.dataset_dir(s.dataset),
                            size=size)  # type: ignore[arg-type]
     return StageOutcome("prepare", result.status, 0.0, {"images": result.count, "size": list(size)})
 
@@ -88,7 +94,7 @@ def _stage_pose(ws: Workspace, s: DemoSettings) -> StageOutcome:
     from papg_bench.pose.run import run_pose
 
     keypoints = _source_dir(ws, s) / "synthvi" / "keypoints.csv"
-    result = run_pose(ws.dataset_dir(DEMO_DATASET), source=keypoints)
+    result = run_pose(ws.dataset_dir(s.dataset), source=keypoints)
     return StageOutcome("pose", result.status, 0.0, {"rows": result.count})
 
 
@@ -101,7 +107,7 @@ def _generator_config(s: DemoSettings) -> Any:
 def _stage_train_generator(ws: Workspace, s: DemoSettings) -> StageOutcome:
     from papg_bench.generators.trainer import train_generator
 
-    result = train_generator(ws, DEMO_DATASET, _generator_config(s), run=GENERATOR_RUN, device=s.device)
+    result = train_generator(ws, s.dataset, _generator_config(s), run=GENERATOR_RUN, device=s.device)
     return StageOutcome("train-generator", result.status, 0.0,
                         {"epochs": result.epochs_done, "pairs_per_second": round(result.pairs_per_second, 2)})
 
@@ -109,14 +115,14 @@ def _stage_train_generator(ws: Workspace, s: DemoSettings) -> StageOutcome:
 def _stage_generate(ws: Workspace, s: DemoSettings) -> StageOutcome:
     from papg_bench.generators.synthesis import generate
 
-    result = generate(ws, DEMO_DATASET, run=GENERATOR_RUN, device=s.device, score=True)
+    result = generate(ws, s.dataset, run=GENERATOR_RUN, device=s.device, score=True)
     return StageOutcome("generate", result.status, 0.0, {"images": result.count, "quality": result.quality})
 
 
 def _stage_train(ws: Workspace, s: DemoSettings, baseline: str, augment: str) -> StageOutcome:
     from papg_bench.reid_baselines.run import train_run
 
-    outcome = train_run(ws, DEMO_DATASET, baseline=baseline, augment=augment, seed=s.seed, preset=s.reid_preset,
+    outcome = train_run(ws, s.dataset, baseline=baseline, augment=augment, seed=s.seed, preset=s.reid_preset,
                         overrides=s.reid_overrides or None, device=s.device, replace_stale=True)
     return StageOutcome(f"train {baseline} {augment}", outcome.status, 0.0)
 
@@ -124,7 +130,7 @@ def _stage_train(ws: Workspace, s: DemoSettings, baseline: str, augment: str) ->
 def _stage_evaluate(ws: Workspace, s: DemoSettings, baseline: str, augment: str) -> StageOutcome:
     from papg_bench.reid_baselines.run import evaluate_run
 
-    outcome = evaluate_run(ws, DEMO_DATASET, baseline=baseline, augment=augment, seed=s.seed, device=s.device,
+    outcome = evaluate_run(ws, s.dataset, baseline=baseline, augment=augment, seed=s.seed, device=s.device,
                            progress=True)
     status = "unchanged" if all(outcome.reused) else "evaluated"
     summary = {r["mode"]: {k: round(v["mean"] * 100, 2) for k, v in r["summary"].items()} for r in outcome.records}
@@ -134,7 +140,7 @@ def _stage_evaluate(ws: Workspace, s: DemoSettings, baseline: str, augment: str)
 def _stage_report(ws: Workspace, s: DemoSettings) -> StageOutcome:
     from papg_bench.results.report import make_report
 
-    report = make_report(DEMO_DATASET, ws.results_dir(DEMO_DATASET), s.out, plots=True)
+    report = make_report(s.dataset, ws.results_dir(s.dataset), s.out, plots=True)
     figures = _demo_figures(ws, s)
     return StageOutcome("report", "written", 0.0, {"files": [str(p) for p in report.files], **figures})
 
@@ -144,8 +150,8 @@ def _demo_figures(ws: Workspace, s: DemoSettings) -> dict[str, Any]:
     from papg_bench.data.store import open_store
     from papg_bench.results.plots import distance_distributions, sample_grid
 
-    store = open_store(ws.dataset_dir(DEMO_DATASET))
-    generated = open_store(ws.generated_dir(DEMO_DATASET, GENERATOR_RUN), "generated store")
+    store = open_store(ws.dataset_dir(s.dataset))
+    generated = open_store(ws.generated_dir(s.dataset, GENERATOR_RUN), "generated store")
     sample_grid(_grid_rows(store, generated, rows=4, seed=s.seed), s.out / "generator_samples",
                 title="synthvi: real V | generated I | real I | generated V")
     models = {}
@@ -190,7 +196,7 @@ def _protocol_features(ws: Workspace, s: DemoSettings, baseline: str, augment: s
     from papg_bench.runtime import resolve_device
 
     device = resolve_device(s.device)
-    model, state, _ = load_run_model(ws.run_dir(DEMO_DATASET, run_name(baseline, augment, s.seed)), device)
+    model, state, _ = load_run_model(ws.run_dir(s.dataset, run_name(baseline, augment, s.seed)), device)
     cfg = config_from_run(state["run_config"])
     protocol = store.dataset.protocol
     query, gallery = protocol.query_gallery(Path(store.meta["source_root"]), next(iter(protocol.modes)),

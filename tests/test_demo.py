@@ -51,3 +51,22 @@ def test_demo_pipeline_tiny(tmp_path: Path) -> None:
     third = {o.name: o.status for o in run_demo(ws, changed)}
     assert third["train agw none"] == "trained" and third["train-generator"] == "unchanged"
     assert json.loads((ws.run_dir("synthvi", "agw-none-s0") / "summary.json").read_text())["epochs_done"] == 3
+
+
+def test_demo_pipeline_on_the_llcm_layout(tmp_path: Path) -> None:
+    ws = Workspace(tmp_path / "work")
+    settings = DemoSettings(
+        synth_preset="tiny", layout="llcm", baselines=("agw",),
+        generator_overrides={"epochs": 1, "max_pairs": 16},
+        reid_overrides={"epochs": 2, "warmup_epochs": 1, "milestones": (1,)},
+        out=tmp_path / "demo", device="cpu",
+    )
+    outcomes = run_demo(ws, settings)
+    assert outcomes[0].name == "synth" and outcomes[-1].name == "report"
+    assert ws.dataset_dir("synthvi-llcm").is_dir() and not ws.dataset_dir("synthvi").exists()
+    records = list_records(ws.results_dir("synthvi-llcm"))
+    assert {(r["augment"], r["mode"]) for r in records} == {(a, m) for a in ("none", "papg")
+                                                             for m in ("ir2vis", "ir2vis-drawn")}
+    assert all(r["protocol"].startswith("llcm/") and len(r["trials"]) == 10 for r in records)
+    table = (settings.out / "table.md").read_text()
+    assert "### LLCM" in table and "IR→VIS R-1" in table and "IR(drawn)→VIS R-1" in table

@@ -360,7 +360,7 @@ def _render_all(tmp: Path, params: Params, workers: int | None) -> int:
         meta["images_by_camera"] = {f"cam{c}": sum(1 for n, _, _ in rows if n.startswith(f"cam{c}/"))
                                     for c in sorted(SYSU_CAMERAS)}
     elif params.layout == "llcm":
-        meta.update(synthvi_llcm.meta_fields(params, splits, tasks))
+        meta.update(synthvi_llcm.meta_fields(splits, tasks))
     else:
         meta["pairs"] = "Thermal image k shows the same moment as Visible image k of an identity"
         meta["trials"] = list(range(1, REGDB_TRIALS + 1))

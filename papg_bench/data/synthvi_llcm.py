@@ -225,7 +225,7 @@ def write_lists(root: Path, params: Params, splits: dict[str, list[int]], tasks:
     atomic_write_text(root / GT_DIR / LOW_LIGHT_FILE, "".join(f"{p}\n" for p in sorted(dark)))
 
 
-def meta_fields(params: Params, splits: dict[str, list[int]], tasks: list[tuple]) -> dict:
+def meta_fields(splits: dict[str, list[int]], tasks: list[tuple]) -> dict:
     """The LLCM entries of ``synthvi/meta.json``."""
     by_camera: dict[str, dict[str, int]] = {s: {} for s in SUFFIX.values()}
     dark: dict[str, int] = {}

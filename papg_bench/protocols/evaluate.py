@@ -20,7 +20,8 @@ both use it)::
         -> list[SavedEvaluation]: what ``papg-bench evaluate --features`` runs (every mode, each saved).
 
 ``features`` may also be a :class:`~papg_bench.protocols.features.FeatureTable` (then ``paths`` is ignored).
-Per-query rows: ``trial, query, pid, cam, valid, first_correct_rank, identity_rank, AP, INP, top, top_correct``.
+Per-query rows: ``trial, query, pid, cam, valid, first_correct_rank, identity_rank, AP, INP, top, top_correct``
+and ``top_distance`` (the distance of each listed gallery entry; absent in rows written before it existed).
 
 ``ProtocolOptions.mode`` is one of the protocol's modes (SYSU-MM01 ``all`` / ``indoor``, RegDB ``v2t`` /
 ``t2v``, LLCM ``ir2vis`` / ``ir2vis-drawn``); :func:`default_modes` gives all of them, as published tables
@@ -182,7 +183,7 @@ def evaluate_features(
             metrics = evaluate(distmat, query.pids, gallery.pids, query.cams, gallery.cams,
                                protocol=protocol_of(dataset), top_k=options.top_k)
             trial_records.append(_trial_record(t, metrics, len(gallery)))
-            queries.extend(query_rows(t, query, gallery, metrics))
+            queries.extend(query_rows(t, query, gallery, metrics, distmat))
             advance()
 
     from papg_bench.results.records import summarize_trials
@@ -233,8 +234,10 @@ def _trial_record(trial: int, m: Metrics, gallery_size: int) -> dict[str, Any]:
     }
 
 
-def query_rows(trial: int, query: Split, gallery: Split, m: Metrics) -> list[dict[str, Any]]:
-    """One row per query: its top-k gallery paths, first correct (filtered) rank, AP and INP."""
+def query_rows(trial: int, query: Split, gallery: Split, m: Metrics,
+               distmat: np.ndarray | None = None) -> list[dict[str, Any]]:
+    """One row per query: its top-k gallery paths (and, given ``distmat``, their distances), first correct
+    (filtered) rank, AP and INP."""
     g_paths = gallery.paths
     rows = []
     for i, path in enumerate(query.paths):
@@ -253,6 +256,8 @@ def query_rows(trial: int, query: Split, gallery: Split, m: Metrics) -> list[dic
             "top": [g_paths[j] for j in top],
             "top_correct": [bool(gallery.pids[j] == query.pids[i]) for j in top],
         })
+        if distmat is not None:
+            rows[-1]["top_distance"] = [round(float(distmat[i, j]), 6) for j in top]
     return rows
 
 
