@@ -591,6 +591,77 @@ def demo(
     out.print(f"tables and plots: {out_dir}/")
 
 
+# --- figures: ranked retrieval lists, t-SNE ---
+figures = typer.Typer(help="Qualitative figures of evaluated runs: ranked retrieval lists, t-SNE of features.",
+                      no_args_is_help=True)
+app.add_typer(figures, name="figures")
+_FigRun = Annotated[str, typer.Option(
+    "--run", help="Evaluated run or features name (a record's file name before '__'), or a record .json.")]
+_FigCompare = Annotated[str | None, typer.Option(
+    "--compare", help="A second run (or record .json), e.g. the augmented model, drawn with the same choice.")]
+_FigMode = Annotated[str | None, typer.Option("--mode", help="Protocol mode (default: the first evaluated).")]
+_FigOut = Annotated[Path | None, typer.Option(
+    "--out", help="File stem for .png/.pdf/.json (default <work>/reports/<dataset>/figures/...).")]
+_FigDevice = Annotated[str | None, typer.Option(help="Device for extracting a trained run's features.")]
+
+
+def _figure_output(made: papg_bench.results.figures.Figures) -> None:
+    from rich.markup import escape
+
+    for note in made.notes:
+        err.print(f"[yellow]note:[/] {escape(note)}", highlight=False, soft_wrap=True)
+    for path in made.files:
+        out.print(f"wrote {path}", markup=False, highlight=False, soft_wrap=True)
+
+
+@figures.command("ranks")
+def figures_ranks(
+    ctx: typer.Context,
+    dataset: Dataset,
+    run: _FigRun,
+    compare: _FigCompare = None,
+    mode: _FigMode = None,
+    trial: Annotated[int | None, typer.Option(help="Trial whose gallery is shown (default: the first).")] = None,
+    queries: Annotated[list[str] | None, typer.Option(
+        "--queries", help="A query path as the per-query file lists it (repeat for several).")] = None,
+    pick: Annotated[str | None, typer.Option(
+        help="random (seeded), hardest, or most-improved (from --run to --compare); default random.")] = None,
+    count: Annotated[int, typer.Option(min=1, help="Queries to pick.")] = 4,
+    seed: Annotated[int, typer.Option(help="Seed of --pick random.")] = 0,
+    top_k: Annotated[int, typer.Option("--top-k", min=1, help="Gallery images per query.")] = 10,
+    out_stem: _FigOut = None,
+    device: _FigDevice = None,
+) -> None:
+    """Top-k gallery images of chosen queries, framed green (correct) or red (wrong), with rank and distance."""
+    from papg_bench.results.figures import rank_figure
+
+    _figure_output(rank_figure(workspace(ctx, writable=out_stem is None), dataset, run, compare=compare, mode=mode,
+                               trial=trial, queries=queries, pick=pick, count=count, seed=seed, top_k=top_k,
+                               out=out_stem, device=device))
+
+
+@figures.command("tsne")
+def figures_tsne(
+    ctx: typer.Context,
+    dataset: Dataset,
+    run: _FigRun,
+    compare: _FigCompare = None,
+    mode: _FigMode = None,
+    ids: Annotated[int, typer.Option(min=2, help="Test identities drawn (seeded).")] = 10,
+    seed: Annotated[int, typer.Option(help="Seed of the identities, images and t-SNE.")] = 0,
+    perplexity: Annotated[float, typer.Option(help="t-SNE perplexity (capped at (points - 1) / 3).")] = 30.0,
+    per_identity: Annotated[int, typer.Option(
+        min=0, help="At most this many images per identity and modality (0: all).")] = 20,
+    out_stem: _FigOut = None,
+    device: _FigDevice = None,
+) -> None:
+    """t-SNE of test features: colour = identity, marker = modality (scikit-learn's TSNE)."""
+    from papg_bench.results.figures import tsne_figure
+
+    _figure_output(tsne_figure(workspace(ctx), dataset, run, compare=compare, mode=mode, ids=ids, seed=seed,
+                               perplexity=perplexity, per_identity=per_identity, out=out_stem, device=device))
+
+
 def _error(message: str) -> int:
     from rich.markup import escape
 
