@@ -192,3 +192,22 @@ def test_cli_errors_exit_2(sysu_root, tmp_path, work, capsys):
     assert "market" in err and "--mode 'outdoor'" in err and "rand_perm_cam.mat" in err and "--root is required" in err
     assert "Traceback" not in err
     assert not (work / "results").exists()
+
+
+def test_cli_llcm_features_give_both_modes_over_ten_trials(tmp_path, work, capsys):
+    from papg_bench.data.fixtures import make_llcm_tree
+    from papg_bench.data.llcm import read_llcm
+
+    root = make_llcm_tree(tmp_path / "LLCM", train_ids=[1, 2], test_ids=[3, 5, 7])
+    test = [r for r in read_llcm(root).records if r.split == "test"]
+    npz = tmp_path / "llcm.npz"
+    np.savez(npz, features=_identity_features([r.path for r in test], [r.pid for r in test]),
+             paths=np.array([r.path for r in test]))
+    assert main(["evaluate", "--features", str(npz), "--dataset", "llcm", "--root", str(root)]) == 0
+    shown = capsys.readouterr().out
+    assert "llcm/ir2vis/seed-trials/v1" in shown and "ir2vis-drawn (10 trials)" in shown
+    records = [read_record(p) for p in sorted((work / "results" / "llcm").glob("*.json"))]
+    assert sorted(r["mode"] for r in records) == ["ir2vis", "ir2vis-drawn"]
+    for record in records:
+        assert [t["trial"] for t in record["trials"]] == list(range(10)) and record["sampling"] is None
+        assert record["summary"]["rank1"]["mean"] == 1.0 and record["dataset_kind"] == "llcm"

@@ -11,7 +11,7 @@ import numpy as np
 class Split:
     """Paths relative to the dataset root (forward slashes), in protocol order.
 
-    ``cams`` are SYSU camera numbers, or 1 = visible / 2 = thermal for RegDB.
+    ``cams`` are the camera numbers the dataset's reader assigns.
     """
 
     paths: list[str]
