@@ -189,7 +189,9 @@ def evaluate(
     run: Annotated[str | None, typer.Option("--run", help="Run folder (default <baseline>-<augment>-s<seed>).")
                    ] = None,
     flip_test: Annotated[bool, typer.Option("--flip-test", help="Run: average with the mirrored image.")] = False,
-    feature: Annotated[str, typer.Option("--feature", help="Run: bn (after BNNeck) or pooled.")] = "bn",
+    feature: Annotated[str, typer.Option(
+        "--feature", help="Run: bn (feat_fc, after the BNNeck; the AGW code's selected feature) or pooled "
+        "(feat_pool); both L2-normalised.")] = "bn",
     force: Annotated[bool, typer.Option("--force", help="Run: recompute records that exist.")] = False,
 ) -> None:
     """Evaluate features with the exact SYSU-MM01 / RegDB protocols (every trial; CMC, mAP, mINP)."""
@@ -310,6 +312,9 @@ def train_generator_command(
                                                    help="Non-local block after each residual block.")] = None,
     pose_map: Annotated[str | None, typer.Option(help="skeleton (3 channels) or heatmaps (18).")] = None,
     attention_norm: Annotated[str | None, typer.Option(help="dot (affinity / N, released code) or softmax.")] = None,
+    init: Annotated[str | None, typer.Option(
+        "--init", help="paper (the released weights_init_normal: non-local BN weights N(1, 0.02)) or zero-bn "
+        "(non-local blocks start as the identity; the tiny preset).")] = None,
     channels: Annotated[int | None, typer.Option(help="Generator width (64 in the released code).")] = None,
     disc_channels: Annotated[int | None, typer.Option(help="Discriminator width (64).")] = None,
     lambda_cycle: _GenFloat = None,
@@ -345,7 +350,7 @@ def train_generator_command(
     overrides = {
         "epochs": epochs, "batch_size": batch_size, "lr": lr, "size": parse_size(size) if size else None,
         "blocks": blocks, "pose": pose, "attention": attention, "pose_map": pose_map,
-        "attention_norm": attention_norm, "channels": channels, "disc_channels": disc_channels,
+        "attention_norm": attention_norm, "init": init, "channels": channels, "disc_channels": disc_channels,
         "lambda_cycle": lambda_cycle, "lambda_identity": lambda_identity, "pool_size": pool_size, "beta1": beta1,
         "beta2": beta2, "decay_start": decay_start, "heatmap_sigma": heatmap_sigma, "flip": flip,
         "crop_pad": crop_pad, "trial": trial, "seed": seed, "max_pairs": max_pairs,
@@ -388,6 +393,8 @@ def generate(
         "--other-moment", help="With --counterparts: the counterpart of another image of the identity (another "
         "camera where possible), so no pose or background is shared.")] = False,
     seed: Annotated[int, typer.Option(help="With --other-moment: seed of the draw.")] = 0,
+    display: Annotated[str | None, typer.Option(
+        "--display", help="The set's label in report tables (default e.g. 'PAPG (ours)').")] = None,
 ) -> None:
     """Each training image's counterpart in the other modality: <work>/generated/<dataset>/<run>/."""
     from papg_bench.generators.quality import quality_tables
@@ -401,16 +408,16 @@ def generate(
                             "drop them.")
         default_run = "counterparts-other" if other_moment else "counterparts"
         result = write_counterparts(workspace(ctx), dataset, run=run or default_run, trial=trial, force=force,
-                                    other_moment=other_moment, seed=seed)
+                                    other_moment=other_moment, seed=seed, display=display)
         what = "unchanged (same store; --force to redo)" if result.status == "unchanged" else "written"
-        out.print(f"{result.path}: {result.count} true counterparts, {what}; train with --augment papg "
-                  f"--generated-run {result.path.name}", highlight=False)
+        out.print(f"{result.path}: {result.count} true counterparts, {what}; train with --augment "
+                  f"gen:{result.path.name} (or --augment papg --generated-run {result.path.name})", highlight=False)
         return
     if trial or other_moment or seed:
         raise UserError("--trial, --other-moment and --seed go with --counterparts; a generator's images use the "
                         "trial and seed it was trained with.")
     result = generate_images(workspace(ctx), dataset, run=run or "papg", batch_size=batch_size, device=device,
-                             png_dir=png, score=score, force=force)
+                             png_dir=png, score=score, force=force, display=display)
     what = "unchanged (same generator and store; --force to redo)" if result.status == "unchanged" else "written"
     out.print(f"{result.path}: {result.count} images, {what}; generator sha256 {result.generator_sha256[:16]}",
               highlight=False)
@@ -419,6 +426,44 @@ def generate(
     if result.quality is not None:
         for table in quality_tables(result.quality):
             out.print(table)
+
+@app.command("import-generated")
+def import_generated_command(
+    ctx: typer.Context,
+    dataset: Dataset,
+    from_: Annotated[Path, typer.Option("--from", help="Folder of another generator's images.")],
+    layout: Annotated[str, typer.Option(
+        "--layout", help="papg (released test.py: A/ fake visible, B/ fake infrared), camfolders (the dataset's "
+        "own layout, at each source's path) or paired (any folders plus a mapping CSV).")],
+    name: Annotated[str, typer.Option("--name", help="Set name: <work>/generated/<dataset>/<name>/.")],
+    display: Annotated[str | None, typer.Option(
+        "--display", help="The set's label in report tables (default '<name> (imported)').")] = None,
+    mapping: Annotated[Path | None, typer.Option(
+        "--mapping", help="CSV generated_path,source_path (default DIR/mapping.csv when it exists).")] = None,
+    trial: Annotated[int, typer.Option(help="Trial whose training identities may be sources (0 = first).")] = 0,
+    score: Annotated[bool, typer.Option("--score", help="SSIM/PSNR/L1 vs true counterparts, and modality gap.")
+                     ] = False,
+    force: Annotated[bool, typer.Option("--force", help="Import again, or replace a set of another origin.")
+                     ] = False,
+) -> None:
+    """Import another generator's images as a named generated set (train with --augment gen:NAME)."""
+    from papg_bench.generators.imports import import_generated
+
+    ws = workspace(ctx)
+    result = import_generated(ws, dataset, from_, layout, name, display=display, mapping=mapping, trial=trial,
+                              force=force)
+    directions = ", ".join(f"{d} {n}" for d, n in result.manifest["rows"]["directions"].items())
+    what = "unchanged (same files; --force to redo)" if result.status == "unchanged" else "imported"
+    out.print(f"{result.path}: {result.count} images ({directions}) {what} as {result.manifest['display']!r}; "
+              f"train with --augment gen:{name}", highlight=False, soft_wrap=True)
+    if score:
+        from papg_bench.generators.quality import quality_tables
+        from papg_bench.generators.synthesis import score_set
+
+        quality, _ = score_set(ws, dataset, name, force=result.status == "generated" or force)
+        for table in quality_tables(quality):
+            out.print(table)
+
 
 # --- train (issue 7) ---
 _Int = Annotated[int | None, typer.Option()]
@@ -431,8 +476,9 @@ def train(
     ctx: typer.Context,
     dataset: Dataset,
     baseline: Annotated[str, typer.Option(help="agw, cgrnet or dart.")] = "agw",
-    augment: Annotated[str, typer.Option(help="none, papg, channel, gray or a '+' combination (papg+channel).")
-                       ] = "none",
+    augment: Annotated[str, typer.Option(
+        help="none, papg, gen:NAME (any generated set), channel, gray or a '+' combination (gen:NAME+channel).")
+    ] = "none",
     seed: Annotated[int, typer.Option(help="Seed of every random choice.")] = 0,
     preset: Annotated[str, typer.Option(help="paper (the AGW recipe) or tiny (CPU tests and demo).")] = "paper",
     config: Annotated[Path | None, typer.Option(help="TOML file with settings (table [train] or top level).")
@@ -445,15 +491,18 @@ def train(
     stop_after: Annotated[int | None, typer.Option(help="Stop after this many epochs (resumable).")] = None,
     arch: Annotated[str | None, typer.Option(help="resnet50 | resnet34 | resnet18.")] = None,
     width: Annotated[int | None, typer.Option(help="Base channel width (64 = standard ResNet).")] = None,
-    pretrained: Annotated[str | None, typer.Option(help="none, imagenet (local cache only) or a weight file.")
+    pretrained: Annotated[str | None, typer.Option(
+        help="none, imagenet (torchvision's V1 file, from torch's hub cache only), imagenet-v2, or a weight file.")
                           ] = None,
     last_stride: _Int = None,
     modality_stems: Annotated[bool | None, typer.Option(
         "--modality-stems/--shared-stem", help="One stem per modality (AGW) or one shared stem.")] = None,
     non_local: Annotated[bool | None, typer.Option("--non-local/--no-non-local")] = None,
-    nl_inter: Annotated[str | None, typer.Option(help="Non-local inter-channels: half (C/2) or one (ref. code).")
-                        ] = None,
+    nl_inter: Annotated[str | None, typer.Option(
+        help="Non-local inter-channels: one (the released AGW code, paper) or half (C/2).")] = None,
     gem_p: _Float = None,
+    gem_form: Annotated[str | None, typer.Option(
+        help="GeM: released ((mean(x^p) + 1e-12)^(1/p), paper) or clamped (inputs clamped at 1e-6).")] = None,
     parts: Annotated[int | None, typer.Option(help="CGRNet: horizontal part stripes.")] = None,
     part_dim: _Int = None,
     graph_layers: _Int = None,
@@ -469,8 +518,8 @@ def train(
     gray_prob: _Float = None,
     synthetic_ratio: Annotated[float | None, typer.Option(
         help="Share of each modality's K images drawn from generated images (default: as in the pool).")] = None,
-    generated_run: Annotated[str | None, typer.Option(help="Generated store to read for papg (default papg).")
-                             ] = None,
+    generated_run: Annotated[str | None, typer.Option(
+        help="Generated set to read for papg (default papg); --augment gen:NAME names one too.")] = None,
     trial: Annotated[int | None, typer.Option(help="RegDB trial whose training list is used.")] = None,
     val_split: Annotated[float | None, typer.Option(
         help="Fraction of training identities held out to select the epoch (default: last epoch).")] = None,

@@ -24,6 +24,7 @@ import numpy as np
 from papg_bench.config import make_config
 from papg_bench.data.synthvi import LAYOUTS
 from papg_bench.data.synthvi_materials import DEFAULT_INFRARED
+from papg_bench.errors import UserError
 from papg_bench.numerics import cpu_numerics, pinned_numerics
 from papg_bench.progress import console, shared_progress
 from papg_bench.workspace import Workspace, atomic_write_json
@@ -154,6 +155,7 @@ def _demo_figures(ws: Workspace, s: DemoSettings) -> dict[str, Any]:
     generated = open_store(ws.generated_dir(s.dataset, GENERATOR_RUN), "generated store")
     sample_grid(_grid_rows(store, generated, rows=4, seed=s.seed), s.out / "generator_samples",
                 title="synthvi: real V | generated I | real I | generated V")
+    qualitative = _qualitative_figures(ws, s)
     models = {}
     for augment in s.augments:
         label = "AGW" if augment == "none" else f"AGW + {augment.upper()}"
@@ -161,7 +163,28 @@ def _demo_figures(ws: Workspace, s: DemoSettings) -> dict[str, Any]:
     summaries = distance_distributions(models, s.out / "distance_distributions",
                                        title=f"cross-modality distances, {_first_mode_title(store)}, first trial")
     return {"distances": {k: {"mean_pos": round(v.mean_pos, 4), "mean_neg": round(v.mean_neg, 4),
-                              "overlap": round(v.overlap, 4)} for k, v in summaries.items()}}
+                              "overlap": round(v.overlap, 4)} for k, v in summaries.items()}, **qualitative}
+
+
+def _qualitative_figures(ws: Workspace, s: DemoSettings) -> dict[str, Any]:
+    """AGW without augmentation above AGW with it: the most-improved queries' top-10, and a t-SNE of 10 ids."""
+    from papg_bench.reid_baselines.run import run_name
+    from papg_bench.results.figures import rank_figure, tsne_figure
+
+    if "agw" not in s.baselines or len(s.augments) < 2:
+        return {}
+    base, other = (run_name("agw", a, s.seed) for a in s.augments[:2])
+    def ranks_by(pick: str) -> Any:
+        return rank_figure(ws, s.dataset, base, compare=other, pick=pick, count=4, seed=s.seed,
+                           out=s.out / "ranks", device=s.device)
+
+    try:
+        ranks = ranks_by("most-improved")
+    except UserError:  # no query improved (a tiny demo): show seeded random queries instead
+        ranks = ranks_by("random")
+    tsne = tsne_figure(ws, s.dataset, base, compare=other, ids=10, seed=s.seed, out=s.out / "tsne",
+                       device=s.device)
+    return {"ranks": [str(p) for p in ranks.files], "tsne": [str(p) for p in tsne.files]}
 
 
 def _first_mode_title(store: Any) -> str:

@@ -31,7 +31,7 @@ def test_demo_pipeline_tiny(tmp_path: Path) -> None:
 
     table = (settings.out / "table.md").read_text()
     assert "| AGW |" in table and "| CGRNet |" in table and "+ PAPG (ours)" in table
-    for stem in ("cmc_all", "cmc_indoor", "generator_samples", "distance_distributions"):
+    for stem in ("cmc_all", "cmc_indoor", "generator_samples", "distance_distributions", "ranks", "tsne"):
         assert (settings.out / f"{stem}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         assert (settings.out / f"{stem}.pdf").stat().st_size > 0
     assert (settings.out / "table.tex").read_text().count(r"\toprule") >= 1

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -13,13 +16,14 @@ from timm.models.resnet import BasicBlock, ResNet
 from papg_bench.config import make_config
 from papg_bench.errors import UserError
 from papg_bench.reid_baselines.augment import BatchAugmenter, canonical_augment, channel_exchange, parse_augment
-from papg_bench.reid_baselines.backbone import ModalityResNet
+from papg_bench.reid_baselines.backbone import ModalityResNet, resolve_pretrained
 from papg_bench.reid_baselines.cgrnet import part_adjacency
 from papg_bench.reid_baselines.config import TrainConfig
 from papg_bench.reid_baselines.dart import clean_probability, fit_gmm_1d
 from papg_bench.reid_baselines.losses import weighted_regularized_triplet
 from papg_bench.reid_baselines.registry import BASELINES, get_baseline
 from papg_bench.reid_baselines.sampler import TrainingPool
+from papg_bench.workspace import sha256_file
 
 single_thread = pytest.fixture(autouse=True)(one_thread)
 
@@ -88,11 +92,64 @@ def test_pretrained_from_file_and_missing_imagenet(tmp_path: Path, monkeypatch: 
         assert torch.equal(stem.conv1.weight, reference.conv1.weight)
     assert torch.equal(net.layer3[1].conv2.weight, reference.layer3[1].conv2.weight)
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
-    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf"))
-    with pytest.raises(UserError, match="resnet18-f37072fd.pth"):
+    hub = tmp_path / "hub" / "checkpoints"
+    with pytest.raises(UserError, match=f"place resnet18-f37072fd.pth .* in {re.escape(str(hub))}"):
         ModalityResNet("resnet18", width=64, pretrained="imagenet")
     with pytest.raises(UserError, match="--width 64"):
         ModalityResNet("resnet18", width=8, pretrained=str(path))
+    hub.mkdir(parents=True)
+    path.rename(hub / "resnet18-f37072fd.pth")  # the file placed where the message says
+    net = ModalityResNet("resnet18", width=64, pretrained="imagenet")
+    assert torch.equal(net.layer4[0].conv1.weight, reference.layer4[0].conv1.weight)
+
+
+def test_imagenet_names_one_weight_set_and_never_falls_back(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
+    hub = tmp_path / "hub" / "checkpoints"
+    hub.mkdir(parents=True)
+    (hub / "resnet50-11ad3fa6.pth").write_bytes(b"v2 weights")  # only the V2 file is there
+    with pytest.raises(UserError, match=r"IMAGENET1K_V1 weights .*place resnet50-0676ba61\.pth") as missing:
+        resolve_pretrained("resnet50", "imagenet")
+    assert "11ad3fa6" not in str(missing.value)
+    v2 = resolve_pretrained("resnet50", "imagenet-v2")
+    assert v2 is not None and v2.path == hub / "resnet50-11ad3fa6.pth"
+    assert v2.record() == {"variant": "imagenet-v2", "file": "resnet50-11ad3fa6.pth",
+                           "sha256": hashlib.sha256(b"v2 weights").hexdigest(),
+                           "torchvision_weights": "IMAGENET1K_V2", "sha256_matches_name": False}
+    (hub / "resnet50-0676ba61.pth").write_bytes(b"v1 weights")
+    v1 = resolve_pretrained("resnet50", "imagenet")
+    assert v1 is not None and v1.record()["file"] == "resnet50-0676ba61.pth"
+    assert v1.record()["torchvision_weights"] == "IMAGENET1K_V1"
+    with pytest.raises(UserError, match="no IMAGENET1K_V2 weights for resnet18; choose imagenet"):
+        resolve_pretrained("resnet18", "imagenet-v2")
+    assert resolve_pretrained("resnet50", "none") is None
+    with pytest.raises(UserError, match="no such file"):
+        resolve_pretrained("resnet50", str(tmp_path / "missing.pth"))
+    assert make_config(TrainConfig, "paper").pretrained == "imagenet"
+
+
+def test_a_run_records_its_weight_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from reid_helpers import make_workspace
+
+    from papg_bench.reid_baselines.run import train_run
+
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
+    hub = tmp_path / "hub" / "checkpoints"
+    hub.mkdir(parents=True)
+    torch.manual_seed(2)
+    torch.save(ResNet(block=BasicBlock, layers=(2, 2, 2, 2)).state_dict(), hub / "resnet18-f37072fd.pth")
+    ws = make_workspace(tmp_path)
+    settings = {**TINY, "width": 64, "pretrained": "imagenet"}
+    outcome = train_run(ws, "sysu", "agw", "none", seed=0, preset="tiny", overrides=settings, device="cpu",
+                        stop_after=0)
+    config = json.loads((outcome.run_dir / "config.json").read_text())
+    assert config["config"]["weights"] == {"variant": "imagenet", "file": "resnet18-f37072fd.pth",
+                                 "sha256": sha256_file(hub / "resnet18-f37072fd.pth"),
+                                 "torchvision_weights": "IMAGENET1K_V1", "sha256_matches_name": False}
+    assert config["config"]["train"]["pretrained"] == "imagenet"
+    (hub / "resnet18-f37072fd.pth").unlink()
+    with pytest.raises(UserError, match="place resnet18-f37072fd.pth"):
+        train_run(ws, "sysu", "agw", "none", seed=1, preset="tiny", overrides=settings, device="cpu", stop_after=0)
 
 
 def test_cgrnet_test_features_do_not_depend_on_the_batch() -> None:

@@ -75,25 +75,26 @@ the 2 seeds present, 0.0 with 5, 0.0 with 10.
 
 GOLDEN_CSV = """\
 table,baseline,augment,mode,metric,mean,std,std_over,n_seeds,n_trials,gain,ci_method,ci_level,gain_n_seeds,\
-gain_n_trials,gain_seed_std,ci_low,ci_high,significant,mde80,mde80_5_seeds,mde80_10_seeds,ci_note
-sysu_single-shot_seed,agw,none,all,rank1,40.0000,0.0000,seeds,2,1,,,,,,,,,,,,,
-sysu_single-shot_seed,agw,none,all,rank5,40.0000,0.0000,seeds,2,1,,,,,,,,,,,,,
-sysu_single-shot_seed,agw,none,all,rank10,70.0000,0.0000,seeds,2,1,,,,,,,,,,,,,
-sysu_single-shot_seed,agw,none,all,rank20,80.0000,0.0000,seeds,2,1,,,,,,,,,,,,,
-sysu_single-shot_seed,agw,none,all,mAP,35.0000,0.0000,seeds,2,1,,,,,,,,,,,,,
-sysu_single-shot_seed,agw,none,all,mINP,20.0000,0.0000,seeds,2,1,,,,,,,,,,,,,
+gain_n_trials,gain_seed_std,ci_low,ci_high,significant,mde80,mde80_5_seeds,mde80_10_seeds,ci_note,generated_set,\
+generated_set_sha256
+sysu_single-shot_seed,agw,none,all,rank1,40.0000,0.0000,seeds,2,1,,,,,,,,,,,,,,,
+sysu_single-shot_seed,agw,none,all,rank5,40.0000,0.0000,seeds,2,1,,,,,,,,,,,,,,,
+sysu_single-shot_seed,agw,none,all,rank10,70.0000,0.0000,seeds,2,1,,,,,,,,,,,,,,,
+sysu_single-shot_seed,agw,none,all,rank20,80.0000,0.0000,seeds,2,1,,,,,,,,,,,,,,,
+sysu_single-shot_seed,agw,none,all,mAP,35.0000,0.0000,seeds,2,1,,,,,,,,,,,,,,,
+sysu_single-shot_seed,agw,none,all,mINP,20.0000,0.0000,seeds,2,1,,,,,,,,,,,,,,,
 sysu_single-shot_seed,agw,papg,all,rank1,50.0000,0.0000,seeds,2,1,10.0000,t,0.95,2,1,0.0000,10.0000,10.0000,true,\
-0.0000,0.0000,0.0000,
+0.0000,0.0000,0.0000,,papg,
 sysu_single-shot_seed,agw,papg,all,rank5,50.0000,0.0000,seeds,2,1,10.0000,t,0.95,2,1,0.0000,10.0000,10.0000,true,\
-0.0000,0.0000,0.0000,
+0.0000,0.0000,0.0000,,papg,
 sysu_single-shot_seed,agw,papg,all,rank10,75.0000,0.0000,seeds,2,1,5.0000,t,0.95,2,1,0.0000,5.0000,5.0000,true,\
-0.0000,0.0000,0.0000,
+0.0000,0.0000,0.0000,,papg,
 sysu_single-shot_seed,agw,papg,all,rank20,79.0000,0.0000,seeds,2,1,-1.0000,t,0.95,2,1,0.0000,-1.0000,-1.0000,true,\
-0.0000,0.0000,0.0000,
+0.0000,0.0000,0.0000,,papg,
 sysu_single-shot_seed,agw,papg,all,mAP,40.0000,0.0000,seeds,2,1,5.0000,t,0.95,2,1,0.0000,5.0000,5.0000,true,\
-0.0000,0.0000,0.0000,
+0.0000,0.0000,0.0000,,papg,
 sysu_single-shot_seed,agw,papg,all,mINP,25.0000,0.0000,seeds,2,1,5.0000,t,0.95,2,1,0.0000,5.0000,5.0000,true,\
-0.0000,0.0000,0.0000,
+0.0000,0.0000,0.0000,,papg,
 """
 
 GOLDEN_TEX = "\n".join([

@@ -19,7 +19,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from papg_bench.data.dataset import Dataset
-from papg_bench.data.records import IMAGE_SUFFIXES, INFRARED, VISIBLE, DatasetListing, ImageRecord
+from papg_bench.data.records import (
+    IMAGE_SUFFIXES,
+    INFRARED,
+    VISIBLE,
+    DatasetListing,
+    ImageRecord,
+    read_path_label_list,
+)
 from papg_bench.errors import UserError
 
 if TYPE_CHECKING:
@@ -102,23 +109,14 @@ def read_train_list(root: Path, modality: str) -> list[tuple[str, int, int, int,
             "training images, one 'relative/path label' per line (e.g. vis/0001/0001_c01_s185535_f7010_vis.jpg 0)."
         )
     entries = []
-    for number, line in enumerate(path.read_text(encoding="utf-8", errors="replace").splitlines(), 1):
-        line = line.strip()
-        if not line:
-            continue
-        parts = line.split()
-        if len(parts) != 2 or not parts[1].lstrip("-").isdigit():
-            raise UserError(f"{path}:{number}: expected 'relative/path label', got '{line[:80]}'.")
-        rel = parts[0].replace("\\", "/")
+    for number, rel, label in read_path_label_list(path):
         folders = rel.split("/")
         if len(folders) < 2 or not folders[-2].isdigit():
             raise UserError(
                 f"{path}:{number}: '{rel}' is not in an identity folder; expected <modality>/NNNN/<file> such as "
                 "vis/0001/0001_c01_s185535_f7010_vis.jpg."
             )
-        entries.append((rel, int(folders[-2]), _train_camera(rel, path, number), int(parts[1]), number))
-    if not entries:
-        raise UserError(f"{path} lists no images: expected lines 'relative/path label'.")
+        entries.append((rel, int(folders[-2]), _train_camera(rel, path, number), label, number))
     return entries
 
 

@@ -3,10 +3,30 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
+
+from papg_bench.errors import UserError
 
 VISIBLE = "V"
 INFRARED = "I"
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
+
+
+def read_path_label_list(path: Path) -> list[tuple[int, str, int]]:
+    """``(line number, relative path, label)`` of a list file of lines ``relative/path label`` (as RegDB's and
+    LLCM's ``idx/`` lists); blank lines are skipped, a malformed or empty list is one :class:`UserError`."""
+    entries = []
+    for number, line in enumerate(Path(path).read_text(encoding="utf-8", errors="replace").splitlines(), 1):
+        line = line.strip()
+        if not line:
+            continue
+        parts = line.split()
+        if len(parts) != 2 or not parts[1].lstrip("-").isdigit():
+            raise UserError(f"{path}:{number}: expected 'relative/path label', got '{line[:80]}'.")
+        entries.append((number, parts[0].replace("\\", "/"), int(parts[1])))
+    if not entries:
+        raise UserError(f"{path} lists no images: expected lines 'relative/path label'.")
+    return entries
 
 
 @dataclass(frozen=True)

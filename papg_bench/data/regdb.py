@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from papg_bench.data.dataset import Dataset
-from papg_bench.data.records import INFRARED, VISIBLE, DatasetListing, ImageRecord
+from papg_bench.data.records import INFRARED, VISIBLE, DatasetListing, ImageRecord, read_path_label_list
 from papg_bench.errors import UserError
 
 if TYPE_CHECKING:
@@ -37,18 +37,7 @@ def read_list(path: Path) -> list[tuple[str, int]]:
     """Parse one RegDB list file: lines ``relative/path label``."""
     if not path.is_file():
         raise UserError(f"{path} is missing: RegDB needs idx/{{train,test}}_{{visible,thermal}}_<t>.txt.")
-    entries = []
-    for number, line in enumerate(path.read_text(encoding="utf-8", errors="replace").splitlines(), 1):
-        line = line.strip()
-        if not line:
-            continue
-        parts = line.split()
-        if len(parts) != 2 or not parts[1].lstrip("-").isdigit():
-            raise UserError(f"{path}:{number}: expected 'relative/path label', got '{line[:80]}'.")
-        entries.append((parts[0].replace("\\", "/"), int(parts[1])))
-    if not entries:
-        raise UserError(f"{path} lists no images: expected lines 'relative/path label'.")
-    return entries
+    return [(rel, label) for _number, rel, label in read_path_label_list(path)]
 
 
 def available_trials(root: Path) -> list[int]:

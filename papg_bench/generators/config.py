@@ -3,7 +3,9 @@
 Field defaults are the ``paper`` preset: the released PAPG code's values (288x144 images, 64-channel
 generator with 9 residual + non-local blocks, batch 1, Adam 2e-4 (0.5, 0.999), 200 epochs with the
 learning rate constant for the first half and linear to 0 after, LSGAN + cycle L1 x10 + identity L1 x5,
-history buffers of 50). ``tiny`` is a narrow, shallow model on small images for tests and the demo.
+history buffers of 50, ``weights_init_normal``: ``init = "paper"``). ``tiny`` is a narrow, shallow model
+on small images for tests and the demo; it keeps the zero-initialised non-local batch norm
+(``init = "zero-bn"``) its figures were measured with.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from typing import ClassVar
 
 from papg_bench.config import Settings, check_precision
 from papg_bench.errors import UserError
-from papg_bench.generators.papg import ATTENTION_NORMS, POSE_MAPS
+from papg_bench.generators.papg import ATTENTION_NORMS, INITS, POSE_MAPS
 
 
 @dataclass(frozen=True)
@@ -35,6 +37,7 @@ class GeneratorConfig(Settings):
     attention: bool = True
     pose_map: str = "skeleton"  # skeleton: 3 channels in [-1, 1]; heatmaps: 18 Gaussians in [0, 1]
     attention_norm: str = "dot"  # dot: affinity / N (released code); softmax: the paper's figure
+    init: str = "paper"  # paper: the released weights_init_normal (non-local BN weights N(1, 0.02)); zero-bn
     heatmap_sigma: float = 6.0  # pixels at the generator's size
     flip: bool = True
     crop_pad: int = 8  # zero-pad then random-crop back to size (0 = no crop)
@@ -47,7 +50,7 @@ class GeneratorConfig(Settings):
     PRESETS: ClassVar[dict[str, dict]] = {
         "tiny": {
             "size": (64, 32), "epochs": 2, "batch_size": 4, "channels": 16, "disc_channels": 16, "blocks": 2,
-            "heatmap_sigma": 2.0, "crop_pad": 2,
+            "heatmap_sigma": 2.0, "crop_pad": 2, "init": "zero-bn",
         },
     }
     SECTION: ClassVar[str] = "generator"
@@ -57,6 +60,8 @@ class GeneratorConfig(Settings):
             raise UserError(f"--pose-map {self.pose_map!r} is not known: choose skeleton or heatmaps.")
         if self.attention_norm not in ATTENTION_NORMS:
             raise UserError(f"--attention-norm {self.attention_norm!r} is not known: choose dot or softmax.")
+        if self.init not in INITS:
+            raise UserError(f"--init {self.init!r} is not known: choose paper (the released code) or zero-bn.")
         check_precision(self.precision)
         checks = {
             "--epochs": self.epochs >= 1, "--batch-size": self.batch_size >= 1, "--lr": self.lr > 0,

@@ -16,27 +16,17 @@ pixel-aligned pairs, which a generator's output always is.
 
 from __future__ import annotations
 
-import time
-from pathlib import Path
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 
 from papg_bench.data.store import Store, open_store
-from papg_bench.data.writer import StoreWriter
 from papg_bench.errors import UserError
 from papg_bench.generators.pairing import training_rows
 from papg_bench.generators.quality import counterpart_source, true_counterparts
-from papg_bench.generators.synthesis import (
-    DIRECTIONS,
-    GENERATED_COLUMNS,
-    GenerateResult,
-    add_generated_row,
-    generated_meta,
-    store_checksum,
-    up_to_date,
-)
-from papg_bench.progress import track
+from papg_bench.generators.sets import DIRECTIONS, Batch, Translator, default_display, write_set
+from papg_bench.generators.synthesis import GenerateResult
 from papg_bench.workspace import Workspace
 
 GENERATOR = "counterparts"
@@ -60,7 +50,8 @@ def other_moments(store: Store, rows: np.ndarray, seed: int) -> np.ndarray:
 
 
 def write_counterparts(ws: Workspace, dataset: str, run: str = GENERATOR, trial: int = 0,
-                       force: bool = False, other_moment: bool = False, seed: int = 0) -> GenerateResult:
+                       force: bool = False, other_moment: bool = False, seed: int = 0,
+                       display: str | None = None) -> GenerateResult:
     """Write (or confirm up to date) ``<work>/generated/<dataset>/<run>/`` from the true counterparts."""
     store = open_store(ws.dataset_dir(dataset), "store")
     source = counterpart_source(store)
@@ -68,50 +59,58 @@ def write_counterparts(ws: Workspace, dataset: str, run: str = GENERATOR, trial:
         raise UserError(f"--counterparts: the store of {dataset} has no true counterparts (synthvi keeps them in "
                         "<root>/synthvi/counterparts/, RegDB pairs Visible k with Thermal k): prepare a synthvi or "
                         "RegDB dataset, or train a generator and run generate without --counterparts.")
-    source_checksum = store_checksum(store)
-    digest = f"{GENERATOR}:trial{trial}" + (f":other-moment:seed{seed}" if other_moment else "")
-    out = ws.generated_dir(dataset, run)
-    start = time.perf_counter()
-    status = "unchanged"
-    if force or not up_to_date(out, digest, source_checksum):
-        _write(store, source, digest, source_checksum, out, dataset, trial, other_moment, seed)
-        status = "generated"
-    count = len(open_store(out, "generated store"))
-    return GenerateResult(out, status, count, digest, time.perf_counter() - start)
+    result = write_set(ws, dataset, run, CounterpartTranslator(source, dataset, trial, other_moment, seed),
+                       display=display, force=force)
+    return GenerateResult(result.path, result.status, result.count, result.fingerprint, result.seconds,
+                          manifest=result.manifest)
 
 
-def _write(store: Store, source: str, digest: str, source_checksum: str, out: Path, dataset: str,
-           trial: int, other_moment: bool, seed: int) -> None:
-    rows = training_rows(store, trial)
-    partner_of = dict(zip(rows.tolist(), (other_moments(store, rows, seed) if other_moment else rows).tolist(),
-                          strict=True))
-    by_direction = {name: rows[store.modalities[rows] == modality] for name, (modality, _) in DIRECTIONS.items()}
-    height, width = store.size
-    columns: dict[str, list[Any]] = {k: [] for k in (*GENERATED_COLUMNS, "counterpart_of")}
-    with StoreWriter(out, len(rows), height, width) as writer, \
-            track(f"counterparts {dataset}", len(rows), "img") as advance:
-        written = 0
-        for name, source_rows in by_direction.items():
+class CounterpartTranslator(Translator):
+    """The true counterpart of every training image (or of another image of its identity)."""
+
+    kind = "counterparts"
+    columns = ("counterpart_of",)
+
+    def __init__(self, source: str, dataset: str, trial: int, other_moment: bool, seed: int) -> None:
+        self.source, self.dataset, self.trial = source, dataset, trial
+        self.other_moment, self.draw_seed = other_moment, seed
+        self.seed = seed if other_moment else 0
+
+    def fingerprint(self, store: Store) -> str:
+        return f"{GENERATOR}:trial{self.trial}" + (f":other-moment:seed{self.draw_seed}" if self.other_moment else "")
+
+    def plan(self, store: Store) -> dict[str, np.ndarray]:
+        rows = training_rows(store, self.trial)
+        self.partner_of = dict(zip(rows.tolist(), (other_moments(store, rows, self.draw_seed) if self.other_moment
+                                                   else rows).tolist(), strict=True))
+        self.planned = len(rows)
+        return {name: rows[store.modalities[rows] == modality] for name, (modality, _) in DIRECTIONS.items()}
+
+    def origin(self) -> dict[str, Any]:
+        return {"source": self.source, "trial": self.trial, "other_moment": self.other_moment,
+                **({"seed": self.draw_seed} if self.other_moment else {})}
+
+    def meta(self) -> dict[str, Any]:
+        return {"generator": self.source, "generator_run": GENERATOR, "trial": self.trial,
+                "other_moment": self.other_moment, "missing_counterparts": self.planned - self.written}
+
+    def generator(self, fingerprint: str) -> str:
+        return GENERATOR
+
+    def default_display(self, name: str) -> str:
+        return default_display(name, {"kind": self.kind, "other_moment": self.other_moment})
+
+    def batches(self, store: Store, plan: dict[str, np.ndarray]) -> Iterator[Batch]:
+        self.written = 0
+        for name, source_rows in plan.items():
             for begin in range(0, len(source_rows), CHUNK):
                 chunk = source_rows[begin:begin + CHUNK]
-                found, images = true_counterparts(store, np.asarray([partner_of[int(r)] for r in chunk]))
-                writer.images[written:written + len(images)] = images  # rows with a counterpart, in order
-                written += len(images)
-                for row in chunk[found]:
-                    add_generated_row(columns, store, row, name, GENERATOR, seed if other_moment else 0)
-                    columns["counterpart_of"].append(partner_of[int(row)])
-                advance(len(chunk))
-        if not written:
-            raise UserError(f"--counterparts: none of the {len(rows)} training images of {dataset} has a true "
-                            f"counterpart in {source}: was the dataset moved since prepare?")
-        if written < len(rows):
-            writer.compact(range(written))
-        writer.finish(columns, {
-            **generated_meta(store, digest, source_checksum),
-            "generator": source,
-            "generator_run": GENERATOR,
-            "trial": trial,
-            "other_moment": other_moment,
-            "directions": {name: columns["direction"].count(name) for name in DIRECTIONS},
-            "missing_counterparts": len(rows) - written,
-        })
+                partners = [self.partner_of[int(r)] for r in chunk]
+                found, images = true_counterparts(store, np.asarray(partners))
+                self.written += len(images)
+                if len(images):  # rows with a counterpart, in order
+                    yield Batch(chunk[found], name, images,
+                                {"counterpart_of": [p for p, ok in zip(partners, found, strict=True) if ok]})
+        if not self.written:
+            raise UserError(f"--counterparts: none of the {self.planned} training images of {self.dataset} has a "
+                            f"true counterpart in {self.source}: was the dataset moved since prepare?")

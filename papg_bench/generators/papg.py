@@ -14,9 +14,10 @@ The residual trunk's 3x3 convolutions can also run the Winograd algorithm (:mod:
 trainer's ``winograd`` switch): the same convolution in fewer multiply-adds, for CPU training under
 ``torch.compile``.
 
-The non-local output batch norm is initialised to zero as in the non-local paper, so every block starts as
-the identity (the released ``train.py`` re-initialises it with ``weights_init_normal`` afterwards; we
-keep the zero start that the issue and the non-local paper specify).
+Initialisation (:func:`init_weights`, the ``init`` setting): ``paper`` is the released ``train.py``'s
+``weights_init_normal`` (convolution weights N(0, 0.02); batch-norm weights N(1, 0.02), biases 0), so the
+non-local blocks contribute from the first step; ``zero-bn`` keeps the non-local output batch norm at
+zero, as the non-local paper does, so every block starts as the identity.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from papg_bench.training import at_least_fp32
 
 ATTENTION_NORMS = ("dot", "softmax")
 POSE_MAPS = ("skeleton", "heatmaps")
+INITS = ("paper", "zero-bn")
 
 
 class NonLocalBlock(nn.Module):
@@ -131,11 +133,20 @@ class Discriminator(nn.Module):
         return at_least_fp32(self.model(x)).mean(dim=(2, 3)).flatten()
 
 
-def init_weights(module: nn.Module) -> None:
-    """The released ``weights_init_normal`` for convolutions: N(0, 0.02) (non-local BN stays at zero)."""
+def init_weights(module: nn.Module, init: str = "paper") -> None:
+    """Convolution weights N(0, 0.02) (biases keep PyTorch's default); batch norms (the non-local output's)
+    N(1, 0.02) weights and zero biases for ``paper``, zero weights and biases for ``zero-bn``."""
+    if init not in INITS:
+        raise UserError(f"--init {init!r} is not known: choose paper (the released code) or zero-bn.")
     for m in module.modules():
         if isinstance(m, nn.Conv2d | nn.ConvTranspose2d):
             nn.init.normal_(m.weight, 0.0, 0.02)
+        elif isinstance(m, nn.BatchNorm2d):
+            if init == "paper":
+                nn.init.normal_(m.weight, 1.0, 0.02)
+            else:
+                nn.init.zeros_(m.weight)
+            nn.init.zeros_(m.bias)
 
 
 class GeneratorPair(nn.Module):
@@ -177,12 +188,13 @@ class DiscriminatorPair(nn.Module):
 
 
 def build_networks(pose_channels: int, channels: int, disc_channels: int, blocks: int, attention: bool,
-                   attention_norm: str) -> tuple[GeneratorPair, DiscriminatorPair]:
-    """Both generators and both discriminators, initialised as the released code does."""
+                   attention_norm: str, init: str = "paper") -> tuple[GeneratorPair, DiscriminatorPair]:
+    """Both generators and both discriminators, initialised by :func:`init_weights` (``paper``: as the
+    released code does)."""
     gens = GeneratorPair(*(Generator(pose_channels, channels, blocks, attention, attention_norm) for _ in range(2)))
     discs = DiscriminatorPair(Discriminator(disc_channels), Discriminator(disc_channels))
-    init_weights(gens)
-    init_weights(discs)
+    init_weights(gens, init)
+    init_weights(discs, init)
     return gens, discs
 
 

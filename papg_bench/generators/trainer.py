@@ -199,7 +199,7 @@ class CycleTrainer:
         self.total_steps = total_steps
         seed_everything(cfg.seed)
         gens, discs = build_networks(pose_channels(cfg.pose_map) if cfg.pose else 0, cfg.channels, cfg.disc_channels,
-                                     cfg.blocks, cfg.attention, cfg.attention_norm)
+                                     cfg.blocks, cfg.attention, cfg.attention_norm, cfg.init)
         use_winograd(gens, winograd)
         memory = torch.channels_last if self.channels_last else torch.contiguous_format
         gens.to(device, memory_format=memory)

@@ -6,9 +6,11 @@ frozen at zero) and a bias-free classifier. Training loss: identity CE on the BN
 weighted regularized triplet on the pooled feature (``losses.ReIDCriterion``). Test feature: the
 L2-normalised BNNeck output (``bn``), or the pooled feature (``pooled``).
 
-Non-local inter-channels: ``nl_inter = "half"`` uses C/2 as the non-local paper and the AGW paper
-describe; ``"one"`` reproduces the widely copied reference code, whose ``reduc_ratio // reduc_ratio``
-leaves a single inter-channel.
+Non-local inter-channels: ``nl_inter = "one"`` (the ``paper`` preset) is the released ``model.py`` the
+AGW README's figures come from, whose ``reduc_ratio // reduc_ratio`` leaves a single inter-channel;
+``"half"`` uses C/2 as the non-local paper describes. GeM: ``gem_form = "released"`` (the ``paper``
+preset) is the released ``(mean(x^p) + 1e-12)^(1/p)``; ``"clamped"`` clamps the inputs at 1e-6 before
+the power instead. ``docs/presets.md`` lists every difference from the released code.
 """
 
 from __future__ import annotations
@@ -48,14 +50,25 @@ class NonLocal(nn.Module):
         return x + self.W(y)
 
 
-class GeM(nn.Module):
-    """Generalized-mean pooling with a fixed exponent (AGW: p = 3)."""
+GEM_FORMS = ("released", "clamped")
 
-    def __init__(self, p: float = 3.0, eps: float = 1e-6) -> None:
+
+class GeM(nn.Module):
+    """Generalized-mean pooling with a fixed exponent (AGW: p = 3).
+
+    ``form="released"``: ``(mean(x^p) + 1e-12)^(1/p)`` as the released AGW code (the inputs follow a
+    ReLU); ``"clamped"``: ``mean(max(x, 1e-6)^p)^(1/p)``.
+    """
+
+    def __init__(self, p: float = 3.0, eps: float = 1e-6, form: str = "clamped") -> None:
         super().__init__()
-        self.p, self.eps = p, eps
+        if form not in GEM_FORMS:
+            raise UserError(f"--gem-form {form!r}: choose released (the AGW code) or clamped.")
+        self.p, self.eps, self.form = p, eps, form
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.form == "released":
+            return (x.float().pow(self.p).flatten(2).mean(-1) + 1e-12).pow(1.0 / self.p)
         x = x.float().clamp(min=self.eps).pow(self.p)
         return x.flatten(2).mean(-1).pow(1.0 / self.p)
 
@@ -81,7 +94,7 @@ class NonLocalBackbone(nn.Module):
         super().__init__()
         self.resnet = ModalityResNet(cfg.arch, cfg.width, cfg.last_stride, cfg.pretrained, cfg.modality_stems)
         if cfg.nl_inter not in ("half", "one"):
-            raise UserError(f"--nl-inter {cfg.nl_inter!r}: choose half (C/2, the paper) or one (reference code).")
+            raise UserError(f"--nl-inter {cfg.nl_inter!r}: choose one (the released code) or half (C/2).")
         self.non_local = nn.ModuleDict()
         self.after: list[set[int]] = []
         for s, stage in enumerate(self.resnet.stages()):
@@ -117,7 +130,7 @@ class AGW(nn.Module):
         super().__init__()
         self.backbone = NonLocalBackbone(cfg)
         dim = self.backbone.out_channels
-        self.pool = GeM(cfg.gem_p)
+        self.pool = GeM(cfg.gem_p, form=cfg.gem_form)
         self.bottleneck = bnneck(dim)
         self.classifier = classifier(dim, num_classes)
         self.feature_dim = dim

@@ -4,7 +4,11 @@
 
 - ``papg``: each modality's training set is extended with the generated images of the other modality's
   sources (visible gets I2V images, infrared gets V2I), labelled with the source identity (the trainer
-  reads them from ``<work>/generated/<dataset>/<generated_run>/``);
+  reads them from the workspace's PAPG set, ``<work>/generated/<dataset>/<generated_run>/``, ``papg``
+  unless ``--generated-run`` names another);
+- ``gen:NAME``: the same with the generated set ``NAME`` (any set: a PAPG variant, the true counterparts,
+  an imported generator's images; see :mod:`papg_bench.generators.sets`). ``gen:papg`` is ``papg``, and
+  at most one generated set goes into a run;
 - ``channel``: random channel exchange as in channel-augmented joint learning (Ye et al., ICCV 2021,
   ``ChannelExchange(gray=2)``): with probability ``channel_prob`` a visible image's three channels are
   all replaced by one of R, G, B or the grayscale image (0.2989 R + 0.587 G + 0.114 B), uniformly. Unlike
@@ -26,28 +30,66 @@ from papg_bench.data.batches import Geometry, apply_geometry, normalize, random_
 from papg_bench.errors import UserError
 
 COMPONENTS = ("papg", "channel", "gray")
+GENERATED = "papg"  # the component that trains with the workspace's PAPG set
+SET_PREFIX = "gen:"
 GRAY_WEIGHTS = (0.2989, 0.587, 0.114)
 
 
 def parse_augment(spec: str) -> frozenset[str]:
-    """``none`` -> {}; ``papg+channel`` -> {papg, channel}; unknown parts are a UserError."""
-    spec = spec.strip().lower()
-    if spec in ("none", ""):
+    """``none`` -> {}; ``papg+channel`` -> {papg, channel}; ``gen:NAME+gray`` -> {gen:NAME, gray}; unknown
+    parts are a UserError. Component names are case-insensitive, set names are not."""
+    from papg_bench.generators.sets import NAME_PATTERN
+
+    spec = spec.strip()
+    if spec.lower() in ("none", ""):
         return frozenset()
-    parts = [p.strip() for p in spec.split("+")]
-    unknown = [p for p in parts if p not in COMPONENTS]
-    if unknown or len(set(parts)) != len(parts):
+    parts = [_part(p.strip()) for p in spec.split("+")]
+    unknown = [p for p in parts if p not in COMPONENTS and not (p.startswith(SET_PREFIX)
+                                                                  and NAME_PATTERN.match(p[len(SET_PREFIX):]))]
+    generated = [p for p in parts if p == GENERATED or p.startswith(SET_PREFIX)]
+    if unknown or len(set(parts)) != len(parts) or len(generated) > 1:
         raise UserError(
-            f"--augment {spec!r}: use none or a '+'-joined combination of {', '.join(COMPONENTS)} "
-            "(e.g. papg+channel), each at most once."
+            f"--augment {spec!r}: use none or a '+'-joined combination of {', '.join(COMPONENTS)} and gen:NAME "
+            "(a generated set of the workspace; e.g. papg+channel, gen:counterparts+gray), each at most once and "
+            "at most one generated set."
         )
     return frozenset(parts)
 
 
+def _part(text: str) -> str:
+    if text[:len(SET_PREFIX)].lower() == SET_PREFIX:
+        name = text[len(SET_PREFIX):]
+        return GENERATED if name == GENERATED else SET_PREFIX + name
+    return text.lower()
+
+
 def canonical_augment(spec: str) -> str:
-    """The run-name form of ``spec``: components in a fixed order (``channel+papg`` -> ``papg+channel``)."""
+    """The canonical form of ``spec``: components in a fixed order, the generated set first (``channel+papg`` ->
+    ``papg+channel``, ``gray+gen:x`` -> ``gen:x+gray``)."""
     parts = parse_augment(spec)
-    return "+".join(p for p in COMPONENTS if p in parts) or "none"
+    sets = sorted(p for p in parts if p.startswith(SET_PREFIX))
+    return "+".join(sets + [p for p in COMPONENTS if p in parts]) or "none"
+
+
+def uses_generated(spec: str) -> bool:
+    """Whether ``spec`` trains with generated images (``papg`` or a ``gen:NAME``)."""
+    return generated_set(spec, GENERATED) is not None
+
+
+def generated_set(spec: str, default: str) -> str | None:
+    """The generated set ``spec`` trains with: NAME for ``gen:NAME``, ``default`` (``--generated-run``) for
+    ``papg``, None without generated images."""
+    for part in parse_augment(spec):
+        if part.startswith(SET_PREFIX):
+            return part[len(SET_PREFIX):]
+        if part == GENERATED:
+            return default
+    return None
+
+
+def augment_slug(spec: str) -> str:
+    """``spec`` in run-folder names: ``gen:NAME`` is written ``gen-NAME``."""
+    return canonical_augment(spec).replace(SET_PREFIX, "gen-")
 
 
 @dataclass

@@ -5,36 +5,41 @@ layers 1-4 are shared. The last stage keeps stride 1 (``last_stride=1``), so a 2
 18 x 9 layer-4 map, as in the AGW reference. ResNet-50 is the ``paper`` preset, ResNet-18 the ``tiny``
 one; ``width`` scales every stage (64 = the standard network; only width 64 can take ImageNet weights).
 
-``pretrained`` is ``none``, ``imagenet`` (torchvision's weight file from torch's hub cache, or timm's
-``tv_in1k`` weights from the Hugging Face cache; never downloaded) or the path of a local file holding a
-torchvision/timm ResNet state dict.
+``pretrained`` is ``none``, a named ImageNet weight set (``imagenet``: torchvision's ``IMAGENET1K_V1``,
+e.g. ``resnet50-0676ba61.pth``, the recipe the AGW code loads; ``imagenet-v2``: ``IMAGENET1K_V2``,
+``resnet50-11ad3fa6.pth``), read from torch's hub cache and never downloaded, each exactly one file
+(a missing file is an error naming it, never another variant), or the path of a local file holding a
+torchvision/timm ResNet state dict. :func:`resolve_pretrained` names the file and
+:meth:`PretrainedWeights.record` gives what a run records (variant, file, sha256).
 """
 
 from __future__ import annotations
 
 import copy
-import os
+import re
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 from timm.models.resnet import BasicBlock, Bottleneck, ResNet
 from torch import nn
 
 from papg_bench.errors import UserError
+from papg_bench.workspace import sha256_file
 
 ARCHS: dict[str, tuple[type[nn.Module], tuple[int, ...]]] = {
     "resnet18": (BasicBlock, (2, 2, 2, 2)),
     "resnet34": (BasicBlock, (3, 4, 6, 3)),
     "resnet50": (Bottleneck, (3, 4, 6, 3)),
 }
-# File names of torchvision's ImageNet weights (what torch.hub would have cached) and timm's hub ids.
-TORCHVISION_FILES = {
-    "resnet18": ("resnet18-f37072fd.pth",),
-    "resnet34": ("resnet34-b627a593.pth",),
-    "resnet50": ("resnet50-0676ba61.pth", "resnet50-11ad3fa6.pth"),
+# --pretrained name -> torchvision's weight enum and, per arch, the file torch.hub caches it under.
+IMAGENET_WEIGHTS: dict[str, tuple[str, dict[str, str]]] = {
+    "imagenet": ("IMAGENET1K_V1", {"resnet18": "resnet18-f37072fd.pth", "resnet34": "resnet34-b627a593.pth",
+                                   "resnet50": "resnet50-0676ba61.pth"}),
+    "imagenet-v2": ("IMAGENET1K_V2", {"resnet50": "resnet50-11ad3fa6.pth"}),
 }
-TIMM_HUB_IDS = {"resnet18": "timm/resnet18.tv_in1k", "resnet34": "timm/resnet34.tv_in1k",
-                "resnet50": "timm/resnet50.tv_in1k"}
+TORCHVISION_URL = "https://download.pytorch.org/models/"
 VISIBLE, INFRARED = 0, 1
 
 
@@ -47,29 +52,55 @@ def _torch_hub_checkpoints() -> Path:
     return Path(torch.hub.get_dir()) / "checkpoints"
 
 
-def _hf_hub_cache() -> Path:
-    if os.environ.get("HF_HUB_CACHE"):
-        return Path(os.environ["HF_HUB_CACHE"])
-    home = os.environ.get("HF_HOME") or os.path.join(os.path.expanduser("~"), ".cache", "huggingface")
-    return Path(home) / "hub"
-
-
-def find_imagenet_weights(arch: str) -> Path:
-    """The cached ImageNet weight file for ``arch``, or a UserError naming where it was looked for."""
+def find_imagenet_weights(arch: str, variant: str = "imagenet") -> Path:
+    """The one file of the named ImageNet weight set for ``arch`` in torch's hub cache, or a UserError
+    naming the file to place and where."""
+    enum, files = IMAGENET_WEIGHTS[variant]
+    if arch not in files:
+        have = ", ".join(name for name, (_, by_arch) in IMAGENET_WEIGHTS.items() if arch in by_arch)
+        raise UserError(f"--pretrained {variant}: torchvision has no {enum} weights for {arch}; "
+                        f"choose {have or 'none'} or give a weight file.")
     hub = _torch_hub_checkpoints()
-    for name in TORCHVISION_FILES[arch]:
-        if (hub / name).is_file():
-            return hub / name
-    repo = _hf_hub_cache() / ("models--" + TIMM_HUB_IDS[arch].replace("/", "--")) / "snapshots"
-    for pattern in ("*/model.safetensors", "*/pytorch_model.bin"):
-        found = sorted(repo.glob(pattern))
-        if found:
-            return found[-1]
-    raise UserError(
-        f"--pretrained imagenet: no cached ImageNet weights for {arch}: put torchvision's "
-        f"{TORCHVISION_FILES[arch][0]} into {hub} (or timm's {TIMM_HUB_IDS[arch]} into {_hf_hub_cache()}), "
-        "or give the weight file with --pretrained PATH, or train from scratch with --pretrained none."
-    )
+    path = hub / files[arch]
+    if not path.is_file():
+        raise UserError(
+            f"--pretrained {variant}: torchvision's {arch} {enum} weights are not in torch's hub cache: place "
+            f"{files[arch]} ({TORCHVISION_URL}{files[arch]}) in {hub}, or give a weight file with "
+            "--pretrained PATH, or train from scratch with --pretrained none; nothing is downloaded."
+        )
+    return path
+
+
+@dataclass(frozen=True)
+class PretrainedWeights:
+    """The weight file a backbone starts from: a named torchvision set or a file given by path."""
+
+    variant: str  # imagenet | imagenet-v2 | file
+    path: Path
+
+    def record(self) -> dict[str, Any]:
+        """What a run records: the variant, the file's name and its sha256 (and, for a torchvision file,
+        the weight enum and whether the sha256 starts with the 8 digits in the file's name)."""
+        digest = sha256_file(self.path)
+        out: dict[str, Any] = {"variant": self.variant, "file": self.path.name, "sha256": digest}
+        if self.variant in IMAGENET_WEIGHTS:
+            out["torchvision_weights"] = IMAGENET_WEIGHTS[self.variant][0]
+            named = re.search(r"-([0-9a-f]{8})\.pth$", self.path.name)
+            out["sha256_matches_name"] = named is not None and digest.startswith(named[1])
+        return out
+
+
+def resolve_pretrained(arch: str, pretrained: str) -> PretrainedWeights | None:
+    """The weight file ``--pretrained`` names for ``arch`` (None for ``none``); UserError when it is missing."""
+    if pretrained in ("none", ""):
+        return None
+    if pretrained in IMAGENET_WEIGHTS:
+        return PretrainedWeights(pretrained, find_imagenet_weights(arch, pretrained))
+    path = Path(pretrained)
+    if not path.is_file():
+        raise UserError(f"--pretrained {path}: no such file; give a ResNet weight file, "
+                        f"{', '.join(IMAGENET_WEIGHTS)} or none.")
+    return PretrainedWeights("file", path)
 
 
 def load_state_file(path: Path) -> dict[str, torch.Tensor]:
@@ -123,7 +154,8 @@ class ModalityResNet(nn.Module):
         if pretrained not in ("none", ""):
             if width != 64:
                 raise UserError(f"--pretrained {pretrained}: ImageNet weights need --width 64 (got {width}).")
-            path = find_imagenet_weights(arch) if pretrained == "imagenet" else Path(pretrained)
+            weights = resolve_pretrained(arch, pretrained)
+            path = weights.path if weights is not None else Path(pretrained)
             state = {k: v for k, v in load_state_file(path).items() if not k.startswith("fc.")}
             own = net.state_dict()
             missing = [k for k in own if k not in state]

@@ -1,4 +1,5 @@
-"""Settings of ``papg-bench train``: field defaults are the ``paper`` preset (the AGW reference recipe)."""
+"""Settings of ``papg-bench train``: field defaults are the ``paper`` preset (the released AGW code's recipe,
+``docs/presets.md``)."""
 
 from __future__ import annotations
 
@@ -20,18 +21,21 @@ class TrainConfig(Settings):
             "arch": "resnet18", "width": 16, "pretrained": "none", "backbone_lr": 0.1, "size": (64, 32),
             "epochs": 20, "warmup_epochs": 2, "milestones": (14, 18), "parts": 4, "part_dim": 64,
             "dart_warmup": 5, "eval_batch_size": 128,
+            # the CPU preset keeps the C/2 non-local and clamped GeM it was measured with (docs/presets.md)
+            "nl_inter": "half", "gem_form": "clamped",
         },
     }
 
     # model
     arch: str = "resnet50"
     width: int = 64
-    pretrained: str = "imagenet"  # none | imagenet | path of a ResNet state dict
+    pretrained: str = "imagenet"  # none | imagenet (torchvision V1) | imagenet-v2 | path of a ResNet state dict
     last_stride: int = 1
     modality_stems: bool = True  # one stem (conv1, bn1, relu, maxpool) per modality; False: one shared stem
     non_local: bool = True
-    nl_inter: str = "half"  # half (C/2, paper) | one (reference code)
+    nl_inter: str = "one"  # one (the released AGW code) | half (C/2, the non-local paper)
     gem_p: float = 3.0
+    gem_form: str = "released"  # released: (mean(x^p) + 1e-12)^(1/p) | clamped: inputs clamped at 1e-6
     # CGRNet head
     parts: int = 6
     part_dim: int = 512

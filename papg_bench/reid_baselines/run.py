@@ -24,7 +24,9 @@ import torch
 from papg_bench.config import make_config
 from papg_bench.data.store import Store, open_store
 from papg_bench.errors import UserError
-from papg_bench.reid_baselines.augment import canonical_augment, parse_augment
+from papg_bench.generators.sets import set_reference
+from papg_bench.reid_baselines.augment import augment_slug, canonical_augment, generated_set, uses_generated
+from papg_bench.reid_baselines.backbone import resolve_pretrained
 from papg_bench.reid_baselines.config import TrainConfig
 from papg_bench.reid_baselines.features import extract_features
 from papg_bench.reid_baselines.registry import get_baseline
@@ -37,7 +39,7 @@ from papg_bench.workspace import Workspace, atomic_write_json, config_hash, prov
 def run_name(baseline: str, augment: str, seed: int, trial: int | None = None) -> str:
     """``<baseline>-<augment>-s<seed>``, plus ``-t<trial>`` for a training trial other than 1 (datasets whose
     training identities change with the trial)."""
-    name = f"{baseline}-{canonical_augment(augment)}-s{seed}"
+    name = f"{baseline}-{augment_slug(augment)}-s{seed}"
     return name if trial in (None, 1) else f"{name}-t{trial}"
 
 
@@ -56,15 +58,47 @@ class TrainOutcome:
 def _open_inputs(ws: Workspace, dataset: str, augment: str, cfg: TrainConfig) -> tuple[Store, Store | None]:
     store = open_store(ws.dataset_dir(dataset), f"store for --dataset {dataset}")
     generated = None
-    if "papg" in parse_augment(augment):
+    if uses_generated(augment):
         path = ws.generated_dir(dataset, cfg.generated_run)
         if not (path / "meta.json").is_file():
             raise UserError(
                 f"--augment {augment}: {path} holds no generated images: run `papg-bench generate --dataset "
-                f"{dataset}` first (or pick another run with --generated-run)."
+                f"{dataset}` (or `import-generated`) first, or pick another set with --augment gen:NAME."
             )
         generated = open_store(path, "generated store")
     return store, generated
+
+
+def _with_set(augment: str, cfg: TrainConfig, overrides: dict[str, Any] | None) -> TrainConfig:
+    """``gen:NAME`` reads the set NAME: it sets ``generated_run``, which may not name another set."""
+    name = generated_set(augment, cfg.generated_run)
+    if name is None or name == cfg.generated_run:
+        return cfg
+    given = (overrides or {}).get("generated_run")
+    if given is not None and given != name:
+        raise UserError(f"--augment {augment} trains with the set {name!r}, --generated-run names {given!r}: give "
+                        "one of them.")
+    return dataclasses.replace(cfg, generated_run=name)
+
+
+def set_of_run(ws: Workspace, dataset: str, run_config: dict[str, Any]) -> dict[str, Any] | None:
+    """The generated set a run trained with (name, display, manifest sha256, origin kind), or None.
+
+    Runs record it when trained; for older runs it is read from the workspace's set of that name."""
+    recorded = run_config.get("generated_set")
+    name = generated_set(str(run_config.get("augment") or "none"),
+                         str((run_config.get("train") or {}).get("generated_run") or "papg"))
+    if name is None:
+        return None
+    try:
+        current = set_reference(ws, dataset, name)
+    except UserError:
+        current = None
+    if recorded is None:
+        return current or {"name": name, "display": name, "sha256": None, "kind": None}
+    if current is not None and current.get("sha256") == recorded.get("sha256"):
+        return {**recorded, "display": current["display"]}  # a display name given since training
+    return dict(recorded)
 
 
 def train_run(
@@ -93,10 +127,10 @@ def train_run(
     """
     get_baseline(baseline)
     augment = canonical_augment(augment)
-    cfg = make_config(TrainConfig, preset, config_file, overrides).validate()
-    if cfg.synthetic_ratio not in (None, 0.0) and "papg" not in parse_augment(augment):
+    cfg = _with_set(augment, make_config(TrainConfig, preset, config_file, overrides).validate(), overrides)
+    if cfg.synthetic_ratio not in (None, 0.0) and not uses_generated(augment):
         raise UserError(f"--synthetic-ratio {cfg.synthetic_ratio} needs generated images: use --augment papg "
-                        "(or a combination with it).")
+                        "or gen:NAME (or a combination with it).")
     store, generated = _open_inputs(ws, dataset, augment, cfg)
     run = run or run_name(baseline, augment, seed, store.dataset.split_trial(cfg.trial))
     run_dir = ws.run_dir(dataset, run)
@@ -105,7 +139,12 @@ def train_run(
         "inputs": {"store": store_fingerprint(store),
                    "generated": store_fingerprint(generated) if generated is not None else None},
     }
+    weights = resolve_pretrained(cfg.arch, cfg.pretrained)
+    if weights is not None:  # the start the backbone takes: variant, file and sha256, hashed with the settings
+        run_config["weights"] = weights.record()
     digest = config_hash(run_config)
+    if generated is not None:  # what the run trained with, by name: cited, not hashed (the store's content is)
+        run_config["generated_set"] = set_reference(ws, dataset, cfg.generated_run)
     torch_device = resolve_device(device)
     initialised_here = not torch.distributed.is_initialized()
     dist_info = init_distributed(torch_device)
@@ -154,6 +193,7 @@ def config_from_run(run_config: dict[str, Any]) -> TrainConfig:
     values = dict(run_config["train"])
     if values.get("amp") is False and "precision" not in values:  # runs written before --precision
         values["precision"] = "fp32"
+    values.setdefault("gem_form", "clamped")  # runs written before --gem-form pooled with the clamped form
     fields = {f.name: f for f in dataclasses.fields(TrainConfig)}
     for key, value in list(values.items()):
         if key not in fields:
@@ -260,6 +300,7 @@ def evaluate_run(
         "seed": run_config["seed"], "run": run, "config_hash": state["config_hash"],
         "checkpoint_sha256": checkpoint_sha, "feature": feature, "flip_test": flip_test,
         "config": run_config["train"], "selection": _selection(run_dir),
+        "generated_set": set_of_run(ws, dataset, run_config),
     }
 
     expected_trials = list(trials) if trials is not None else list(kind.protocol.default_trials(root))

@@ -38,7 +38,7 @@ from papg_bench.data.batches import load_rows, normalize, resize
 from papg_bench.data.store import Store
 from papg_bench.errors import UserError
 from papg_bench.progress import track
-from papg_bench.reid_baselines.augment import BatchAugmenter, parse_augment
+from papg_bench.reid_baselines.augment import BatchAugmenter, uses_generated
 from papg_bench.reid_baselines.config import TrainConfig
 from papg_bench.reid_baselines.features import extract_features
 from papg_bench.reid_baselines.losses import identity_loss
@@ -157,8 +157,9 @@ class Trainer:
         self.run_dir, self.run_config, self.config_hash = Path(run_dir), run_config, config_hash
         self.device = device
         self.dist = dist_info or DistInfo()
-        if "papg" in parse_augment(augment) and generated is None:
-            raise UserError("--augment papg needs the generated store: run papg-bench generate first.")
+        if uses_generated(augment) and generated is None:
+            raise UserError(f"--augment {augment} needs a generated set: run papg-bench generate (or "
+                            "import-generated) first.")
         if cfg.synthetic_ratio not in (None, 0.0) and generated is None:
             raise UserError("--synthetic-ratio needs generated images: use --augment papg (or a combination with it).")
         self.shards = self.dist.world_size * cfg.micro_batches

@@ -4,6 +4,9 @@ A table holds the records of one protocol family (SYSU-MM01 or RegDB) and one pr
 (shots, gallery sampling, re-ranking); the main variant is single-shot, seed sampling, no re-ranking.
 Rows are baselines, each followed by its augmented rows; every baseline gets a row for every
 augmentation present in the table, so a missing combination shows up as missing instead of vanishing.
+An augmentation with generated images is told apart by its generated set (``--augment papg`` and
+``gen:NAME`` name one; records cite it under ``generated_set``), so several sets (PAPG, its ablations,
+the true counterparts, an imported generator) are rows of one table, labelled with the sets' display names.
 All numbers here are in percent.
 
 The trained model is the unit of inference: a cell's mean is the mean of its seeds' means over their
@@ -36,6 +39,8 @@ BASELINE_NAMES = {"agw": "AGW", "cgrnet": "CGRNet", "dart": "DART"}
 BASELINE_ORDER = ("agw", "cgrnet", "dart")
 NO_AUGMENT = "none"
 OURS = "papg"
+SET_PREFIX = "gen:"
+SET_ORDER = ("generator", "import", "counterparts")  # rows of sets of these origins, in this order
 CI_METHODS = ("t", "cluster-bootstrap")
 POWER = 0.8
 MDE_SEEDS = (5, 10)  # seed counts for which the minimum detectable effect is also given
@@ -158,11 +163,17 @@ class Gain:
 
 @dataclass
 class Row:
+    """``augment`` is the augmentation with its generated set spelled out (``papg`` for the workspace's
+    PAPG set, ``gen:NAME+channel`` ...); ``generated_set`` names the set and ``set_sha256`` holds the
+    manifest sha256s its records cite."""
+
     baseline: str
     augment: str
     label: str
     cells: dict[str, Cell]
     gains: dict[tuple[str, str], Gain | None] = field(default_factory=dict)  # (mode, metric); augmented rows
+    generated_set: str | None = None
+    set_sha256: tuple[str, ...] = ()
 
     @property
     def is_augmented(self) -> bool:
@@ -200,8 +211,40 @@ def baseline_label(baseline: str) -> str:
     return BASELINE_NAMES.get(baseline, baseline)
 
 
-def augment_label(augment: str) -> str:
-    return "+ PAPG (ours)" if augment == OURS else f"+ {augment}"
+def _split_set(augment: str) -> tuple[str | None, list[str]]:
+    """(the generated set an augmentation key names, or None; its other components)."""
+    parts = augment.split("+")
+    for part in parts:
+        if part == OURS or part.startswith(SET_PREFIX):
+            return (OURS if part == OURS else part[len(SET_PREFIX):]), [p for p in parts if p != part]
+    return None, parts
+
+
+def augment_label(augment: str, display: str | None = None) -> str:
+    """A row's label: ``+ PAPG (ours)``, ``+ <set display name> + channel``, ``+ channel`` ..."""
+    name, others = _split_set(augment)
+    if name is None:
+        return f"+ {augment}"
+    shown = display or ("PAPG (ours)" if name == OURS else name)
+    return " + ".join([f"+ {shown}", *others])
+
+
+def augment_key(record: dict[str, Any]) -> str:
+    """The row a record belongs to: its augmentation with the generated set it trained with spelled out.
+
+    ``--augment papg`` with the workspace's PAPG set stays ``papg``; any other set is ``gen:NAME`` in
+    place of the generated component, whether it was trained as ``gen:NAME`` or as ``papg`` with
+    ``--generated-run NAME``. Records without ``generated_set`` take the name from their settings."""
+    augment = str(record.get("augment") or NO_AUGMENT)
+    name, others = _split_set(augment)
+    if name is None:
+        return augment
+    reference = record.get("generated_set") or {}
+    if reference.get("name"):
+        name = str(reference["name"])
+    elif name == OURS:
+        name = str((record.get("config") or {}).get("generated_run") or OURS)
+    return "+".join([OURS if name == OURS else f"{SET_PREFIX}{name}", *others])
 
 
 def t_interval(seed_differences: Sequence[float], *, level: float = 0.95) -> tuple[float, float]:
@@ -322,7 +365,7 @@ def _select_latest(records: list[dict[str, Any]], notes: list[str]) -> dict[tupl
     chosen: dict[tuple, list[dict[str, Any]]] = defaultdict(list)
     for record in records:
         variant = _variant(record, with_distance=len(families_distances[_family(record)]) > 1)
-        key = (variant, _baseline(record), str(record.get("augment") or NO_AUGMENT), record["mode"], record.get("seed"))
+        key = (variant, _baseline(record), augment_key(record), record["mode"], record.get("seed"))
         chosen[key].append(record)
     selected = {}
     for key, group in chosen.items():
@@ -333,6 +376,32 @@ def _select_latest(records: list[dict[str, Any]], notes: list[str]) -> dict[tupl
             notes.append(f"{len(group)} records for {key[1]}/{key[2]}/{key[3]} seed {key[4]} ({key[0].title}): "
                          f"using the newest, {group[-1].get('_path')}; ignoring {others}")
     return selected
+
+
+def _set_labels(records: Iterable[dict[str, Any]]) -> dict[str, tuple[str | None, str | None]]:
+    """Augmentation key -> (display name, origin kind) of its set, from the newest record that gives them."""
+    labels: dict[str, tuple[str | None, str | None]] = {}
+    for record in sorted(records, key=lambda r: (str(r.get("created") or ""), str(r.get("_path") or ""))):
+        reference = record.get("generated_set") or {}
+        key = augment_key(record)
+        old = labels.get(key, (None, None))
+        labels[key] = (reference.get("display") or old[0], reference.get("kind") or old[1])
+    return labels
+
+
+def _augment_order(augments: set[str], sets: dict[str, tuple[str | None, str | None]]) -> list[str]:
+    """PAPG first, then augmentations without generated images, then the other sets: generator runs,
+    imports, true counterparts, by name."""
+    def rank(augment: str) -> tuple[int, int, str]:
+        name, _ = _split_set(augment)
+        if name == OURS:
+            return (0, 0 if augment == OURS else 1, augment)
+        if name is None:
+            return (1, 0, augment)
+        kind = sets.get(augment, (None, None))[1]
+        return (2, SET_ORDER.index(kind) if kind in SET_ORDER else len(SET_ORDER), augment)
+
+    return sorted(augments, key=rank)
 
 
 def _fill_cell(cell: Cell, record: dict[str, Any]) -> None:
@@ -385,22 +454,33 @@ def build_tables(
     notes: list[str] = []
     selected = _select_latest(list(records), notes)
     cells: dict[Variant, dict[tuple[str, str], dict[str, Cell]]] = defaultdict(lambda: defaultdict(dict))
+    hashes: dict[tuple[Variant, str, str], set[str]] = defaultdict(set)
     for (variant, baseline, augment, mode, _seed), record in sorted(selected.items(), key=lambda kv: str(kv[0])):
         cell = cells[variant][(baseline, augment)].setdefault(mode, Cell())
         _fill_cell(cell, record)
+        if (sha := (record.get("generated_set") or {}).get("sha256")):
+            hashes[(variant, baseline, augment)].add(str(sha))
+    sets = _set_labels(selected.values())
+    notes += [f"{baseline_label(baseline)} {augment_label(augment, sets.get(augment, (None, None))[0])} "
+              f"({variant.title}): its records cite {len(shas)} versions of the generated set (manifest sha256 "
+              f"{', '.join(sorted(s[:12] for s in shas))}): the set was written again between runs."
+              for (variant, baseline, augment), shas in sorted(hashes.items(), key=str) if len(shas) > 1]
 
     tables = []
     for variant in sorted(cells, key=lambda v: (not v.is_main, v)):
         groups = cells[variant]
         present_modes = {mode for by_mode in groups.values() for mode in by_mode}
         modes = tuple(m for m in variant.modes) + tuple(sorted(present_modes - set(variant.modes)))
-        augments = [a for a in _order((a for _, a in groups), (NO_AUGMENT, OURS)) if a != NO_AUGMENT]
+        augments = _augment_order({a for _, a in groups} - {NO_AUGMENT}, sets)
         rows: list[Row] = []
         for baseline in _order((b for b, _ in groups), BASELINE_ORDER):
             base = Row(baseline, NO_AUGMENT, baseline_label(baseline), groups.get((baseline, NO_AUGMENT), {}))
             rows.append(base)
             for augment in augments:
-                row = Row(baseline, augment, augment_label(augment), groups.get((baseline, augment), {}))
+                display, _ = sets.get(augment, (None, None))
+                row = Row(baseline, augment, augment_label(augment, display), groups.get((baseline, augment), {}),
+                          generated_set=_split_set(augment)[0],
+                          set_sha256=tuple(sorted(hashes.get((variant, baseline, augment), ()))))
                 for mode in modes:
                     for metric in SUMMARY_KEYS:
                         row.gains[(mode, metric)] = _gain(

@@ -322,8 +322,11 @@ def pick_queries(rows: Mapping[str, Mapping[str, Any]], pick: str, count: int, s
         raise UserError("--pick most-improved compares two models: give --compare RUN2 (the model whose gain over "
                         "--run is shown).")
     gain = {q: int(rows[q]["first_correct_rank"]) - int(compare[q]["first_correct_rank"]) for q in valid}
-    improved = sorted((q for q in valid if gain[q] > 0), key=lambda q: (-gain[q], -int(rows[q]["first_correct_rank"]),
-                                                                        q))
+
+    def order(q: str) -> tuple[int, int, str]:
+        return -gain[q], -int(rows[q]["first_correct_rank"]), q
+
+    improved = sorted((q for q in valid if gain[q] > 0), key=order)
     if not improved:
         raise UserError("--pick most-improved: no query's first correct rank improves from --run to --compare in "
                         "this trial; swap them, or use --pick hardest.")
@@ -341,8 +344,6 @@ def _given_queries(queries: Sequence[str], rows: Sequence[Mapping[str, Mapping[s
                 raise UserError(f"--queries {text}: not a query of {ev.path.name} in trial {trial} (queries look "
                                 f"like {example!r}); give paths relative to the dataset root.")
         chosen.append(path)
-    if not chosen:
-        raise UserError("--queries: give at least one query path.")
     return list(dict.fromkeys(chosen))
 
 
@@ -639,7 +640,7 @@ def tsne_figure(
 
     fig = _tsne_plot(panels, identities, pids, mods,
                      f"t-SNE of {protocol.title} test features: {len(identities)} identities, perplexity "
-                     f"{runs[0]['tsne']['perplexity']:g}, seed {seed}")
+                     f"{runs[0]['tsne']['perplexity']:.3g}, seed {seed}")
     name = "-vs-".join(_slug(ev.label) for ev in records)
     stem = _stem(out, ws, dataset, f"tsne-{name}-k{len(identities)}-s{seed}")
     sidecar = {

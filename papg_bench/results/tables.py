@@ -24,8 +24,10 @@ MISSING = "–"
 CSV_COLUMNS = (
     "table", "baseline", "augment", "mode", "metric", "mean", "std", "std_over", "n_seeds", "n_trials",
     "gain", "ci_method", "ci_level", "gain_n_seeds", "gain_n_trials", "gain_seed_std", "ci_low", "ci_high",
-    "significant", "mde80", *(f"mde80_{n}_seeds" for n in MDE_SEEDS), "ci_note",
+    "significant", "mde80", *(f"mde80_{n}_seeds" for n in MDE_SEEDS), "ci_note", "generated_set",
+    "generated_set_sha256",
 )
+SET_COLUMNS = 2  # generated_set, generated_set_sha256: the last columns
 METHOD_NAMES = {"t": "Student-t", "cluster-bootstrap": "cluster-bootstrap"}
 
 
@@ -184,7 +186,7 @@ def _num(value: float | None) -> str:
 
 def _gain_columns(table: ResultTable, gain: Gain | None) -> list[object]:
     if gain is None:
-        return [""] * (len(CSV_COLUMNS) - CSV_COLUMNS.index("gain"))
+        return [""] * (len(CSV_COLUMNS) - CSV_COLUMNS.index("gain") - SET_COLUMNS)
     ci = gain.ci
     return [
         _num(gain.diff), gain.method if ci else "", f"{table.level:g}" if ci else "", gain.n_seeds, gain.n_trials,
@@ -195,8 +197,9 @@ def _gain_columns(table: ResultTable, gain: Gain | None) -> list[object]:
 
 
 def render_csv(tables: list[ResultTable]) -> str:
-    """One line per table/baseline/augment/mode/metric that has data: mean, std, runs, gain and its interval
-    (columns documented in ``docs/statistics.md``)."""
+    """One line per table/baseline/augment/mode/metric that has data: mean, std, runs, gain and its interval,
+    and the generated set with the manifest sha256s of its records (columns documented in
+    ``docs/statistics.md``)."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(CSV_COLUMNS)
@@ -211,6 +214,7 @@ def render_csv(tables: list[ResultTable]) -> str:
                         table.variant.slug, row.baseline, row.augment, mode, metric,
                         _num(stat.mean), _num(stat.std), stat.std_over, stat.n_seeds, stat.n_trials,
                         *_gain_columns(table, row.gains.get((mode, metric))),
+                        row.generated_set or "", ";".join(row.set_sha256),
                     ])
     return buffer.getvalue()
 

@@ -1,0 +1,115 @@
+"""Names of the released networks' state dicts -> papg-bench's, so their checkpoints load strictly.
+
+* AGW (``mangye16/Cross-Modal-Re-ID-baseline``, ``model.py``: ``embed_net``): three ResNet-50s
+  (``visible_module.visible``, ``thermal_module.thermal``, ``base_resnet.base``) of which only the
+  visible and thermal stems (conv1, bn1) and the base's layers 1-4 are used; non-local blocks
+  ``NL_<stage>.<j>`` (``g.0``, ``W.0``, ``W.1``, ``theta``, ``phi``); ``bottleneck`` and ``classifier``.
+  :func:`agw_state_from_reference` maps the used tensors onto :class:`~papg_bench.reid_baselines.agw.AGW`
+  and leaves out the unused ones (the visible and thermal layers 1-4, the base's stem). DART's released
+  ``embed_net`` (``XLearning-SCU/2022-CVPR-DART``, ``model.py``; each of its twin networks) is the same
+  network with one more, unused batch norm (``bottleneck_2``), which is left out too.
+* PAPG (``qyhsxdx/PAPG``, ``models.py``): ``netG_A2B`` (visible -> infrared) and ``netG_B2A`` are
+  :class:`~papg_bench.generators.papg.Generator` s with the same ``model.<i>`` indices; a residual block's
+  ``non_local_att`` (``g.0``, ``W.0``, ``W.1``, ``theta``, ``phi``) is our ``non_local`` (``g``, ``out``,
+  ``bn``, ``theta``, ``phi``). ``netD_A`` (judges visible images) and ``netD_B`` have our
+  :class:`~papg_bench.generators.papg.Discriminator` names already.
+
+Every function takes a state dict (a ``module.`` prefix from DataParallel is removed; the AGW training
+script's ``{"net": state_dict, ...}`` checkpoint is unwrapped) and raises a :class:`UserError` naming the
+first key it does not know, so a file of another network is never half-loaded.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+
+import torch
+
+from papg_bench.errors import UserError
+from papg_bench.reid_baselines.agw import NON_LOCAL_BLOCKS
+
+# Released file names -> the member of papg-bench's GeneratorPair / DiscriminatorPair they become.
+PAPG_NETWORKS = {"netG_A2B": "v2i", "netG_B2A": "i2v", "netD_A": "d_v", "netD_B": "d_i"}
+RESNET50_BLOCKS = (3, 4, 6, 3)
+_NON_LOCAL_PARTS = {"g.0": "g", "W.0": "W.0", "W.1": "W.1", "theta": "theta", "phi": "phi"}
+_PAPG_NON_LOCAL_PARTS = {"g.0": "g", "W.0": "out", "W.1": "bn", "theta": "theta", "phi": "phi"}
+_AGW_UNUSED = re.compile(r"(visible_module\.visible|thermal_module\.thermal)\.(layer[1-4]|fc)\.|"
+                         r"base_resnet\.base\.(conv1|bn1|fc)\.|bottleneck_2\.")
+
+
+def _plain(state: Mapping[str, object], what: str) -> dict[str, torch.Tensor]:
+    if isinstance(state.get("net"), Mapping):
+        state = state["net"]  # type: ignore[assignment]
+    out: dict[str, torch.Tensor] = {}
+    for key, value in state.items():
+        if not isinstance(value, torch.Tensor):
+            raise UserError(f"{what}: entry {key!r} is not a tensor; expected a state dict.")
+        out[key.removeprefix("module.")] = value
+    return out
+
+
+def _unknown(what: str, key: str) -> UserError:
+    return UserError(f"{what}: {key!r} is not a tensor of the released network; is this the right file?")
+
+
+def agw_state_from_reference(state: Mapping[str, object]) -> dict[str, torch.Tensor]:
+    """The released AGW (or DART) ``embed_net`` state dict (ResNet-50, ``no_local='on'``) as an ``AGW``'s.
+
+    The result loads with ``strict=True`` into the ``agw`` baseline built with ``arch resnet50``,
+    ``modality_stems``, ``non_local`` and the checkpoint's non-local width (``nl_inter one`` for the
+    released ``Non_local``, whose inter-channels are 1; ``half`` for a C/2 variant), at the
+    checkpoint's number of classes.
+    """
+    what = "AGW reference state dict"
+    out: dict[str, torch.Tensor] = {}
+    for key, value in _plain(state, what).items():
+        if _AGW_UNUSED.match(key):
+            continue
+        if m := re.fullmatch(r"visible_module\.visible\.((?:conv1|bn1)\..+)", key):
+            out[f"backbone.resnet.stems.0.{m[1]}"] = value
+        elif m := re.fullmatch(r"thermal_module\.thermal\.((?:conv1|bn1)\..+)", key):
+            out[f"backbone.resnet.stems.1.{m[1]}"] = value
+        elif m := re.fullmatch(r"base_resnet\.base\.(layer[1-4]\..+)", key):
+            out[f"backbone.resnet.{m[1]}"] = value
+        elif m := re.fullmatch(r"NL_([1-4])\.(\d+)\.(g\.0|W\.0|W\.1|theta|phi)\.(\w+)", key):
+            stage, j = int(m[1]), int(m[2])
+            count = NON_LOCAL_BLOCKS[stage - 1]
+            if j >= count:
+                raise _unknown(what, key)
+            block = RESNET50_BLOCKS[stage - 1] - count + j  # NL_s.j follows the j-th of the stage's last blocks
+            out[f"backbone.non_local.layer{stage}_{block}.{_NON_LOCAL_PARTS[m[3]]}.{m[4]}"] = value
+        elif re.fullmatch(r"(bottleneck\.\w+|classifier\.weight)", key):
+            out[key] = value
+        else:
+            raise _unknown(what, key)
+    return out
+
+
+def papg_generator_from_reference(state: Mapping[str, object]) -> dict[str, torch.Tensor]:
+    """A released PAPG ``Generator`` state dict (``netG_A2B`` / ``netG_B2A``) as a papg-bench ``Generator``'s.
+
+    Loads strictly into ``Generator(pose_channels=3, channels=64, blocks=9, attention=True)`` for the
+    released ``add_pose="on"``, ``add_att="on"`` networks (``attention=False`` for ``add_att="off"``).
+    """
+    what = "PAPG generator reference state dict"
+    out: dict[str, torch.Tensor] = {}
+    for key, value in _plain(state, what).items():
+        if m := re.fullmatch(r"model\.(\d+)\.non_local_att\.(g\.0|W\.0|W\.1|theta|phi)\.(\w+)", key):
+            out[f"model.{m[1]}.non_local.{_PAPG_NON_LOCAL_PARTS[m[2]]}.{m[3]}"] = value
+        elif re.fullmatch(r"model\.\d+\.(conv_block\.[15]\.)?(weight|bias)", key):
+            out[key] = value
+        else:
+            raise _unknown(what, key)
+    return out
+
+
+def papg_discriminator_from_reference(state: Mapping[str, object]) -> dict[str, torch.Tensor]:
+    """A released PAPG ``Discriminator`` state dict (``netD_A`` / ``netD_B``): the names are papg-bench's."""
+    what = "PAPG discriminator reference state dict"
+    out: dict[str, torch.Tensor] = {}
+    for key, value in _plain(state, what).items():
+        if not re.fullmatch(r"model\.(0|2|5|8|11)\.(weight|bias)", key):
+            raise _unknown(what, key)
+        out[key] = value
+    return out
