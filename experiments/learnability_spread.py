@@ -3,7 +3,7 @@
     python experiments/learnability_spread.py [--seeds 0 1 2] [--threads 1 2] [--preset tiny] [--steps 600]
 
 For every (seed, thread count) it renders synthvi (that seed) and runs
-:func:`papg_bench.data.synthvi_check.learnability` (that seed) in a fresh process, then prints one JSON
+:func:`experiments.synthvi_learnability.learnability` (that seed) in a fresh process, then prints one JSON
 line per run and, per figure, the mean, the range over all runs and the largest change between thread
 counts at one seed. The test suite asserts only what clears that spread several times over;
 ``docs/reproducibility.md`` gives the figures.
@@ -26,9 +26,9 @@ FIGURES = ("visible_to_visible", "infrared_to_infrared", "infrared_to_visible", 
 
 def one_run(preset: str, seed: int, threads: int, steps: int) -> dict[str, float]:
     import torch
+    from synthvi_learnability import learnability  # this script's folder
 
     from papg_bench.data.synthvi import synthesize
-    from papg_bench.data.synthvi_check import learnability
 
     torch.set_num_threads(threads)
     with tempfile.TemporaryDirectory() as tmp:

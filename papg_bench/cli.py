@@ -121,7 +121,7 @@ def prepare(
         err.print(f"[yellow]skipped[/] {item['path']}: {item['error']}")
 
 
-# --- synth (issue 3) ---
+# --- synth ---
 
 
 @app.command()
@@ -153,7 +153,7 @@ def synth(
     if preview is not None:
         out.print(f"preview: {write_preview(result.root, preview)}")
 
-# --- evaluate (issue 4) ---
+# --- evaluate ---
 @app.command()
 def evaluate(
     ctx: typer.Context,
@@ -193,6 +193,15 @@ def evaluate(
         "--feature", help="Run: bn (feat_fc, after the BNNeck; the AGW code's selected feature) or pooled "
         "(feat_pool); both L2-normalised.")] = "bn",
     force: Annotated[bool, typer.Option("--force", help="Run: recompute records that exist.")] = False,
+    save_features: Annotated[Path | None, typer.Option(
+        "--save-features", help="Run: also write its test features (paths, pids, cams, modality, feature kind, "
+        "flip, checkpoint sha256) to this .npz, which --features reads back; the records name it.")] = None,
+    features_format: Annotated[str, typer.Option(
+        "--format", help="Of --features: npz, or official (a folder of the dataset authors' feature files; "
+        "SYSU-MM01: sysu-mat, NAME_cam1.mat .. NAME_cam6.mat).")] = "npz",
+    features_name: Annotated[str | None, typer.Option(
+        "--name", help="With --format official: the NAME of NAME_cam<k>.mat (default: the folder's only set).")
+    ] = None,
 ) -> None:
     """Evaluate features with the exact SYSU-MM01 / RegDB protocols (every trial; CMC, mAP, mINP)."""
     from papg_bench.protocols.evaluate import (
@@ -203,7 +212,7 @@ def evaluate(
         summary_table,
     )
 
-    if baseline is not None or run is not None:  # a trained run (issue 7)
+    if baseline is not None or run is not None:  # a trained run
         from papg_bench.reid_baselines.run import evaluate_run
 
         if features is not None:
@@ -213,11 +222,19 @@ def evaluate(
             modes=(mode,) if mode else None,
             shots=shots, sampling=sampling, trials=trials, flip_test=flip_test, feature=feature, distance=distance,
             backend=backend, rerank=RerankOptions(k1, k2, lambda_value) if rerank else None, device=device,
-            force=force, top_k=top_k, out_dir=out_dir)
+            force=force, top_k=top_k, out_dir=out_dir, save_features=save_features)
         out.print(summary_table(result.records, title=f"{result.run} (percent, mean ± std over trials)"))
         for path, reused in zip(result.paths, result.reused, strict=True):
             out.print(f"record: {path}{' (reused)' if reused else ''}", highlight=False, soft_wrap=True)
+        if save_features is not None:
+            out.print(f"features: {save_features.resolve()}", highlight=False, soft_wrap=True)
         return
+    if features_format != "npz" or features_name is not None:
+        if features is None:
+            raise UserError("--format and --name say how to read --features; a run's features are extracted.")
+    if save_features is not None:
+        raise UserError("--save-features writes a run's features: give --baseline/--run (--features are saved "
+                        "already).")
     if features is None:
         raise UserError("--features FILE.npz is required: an .npz with 'features' and 'paths' arrays.")
     if root is None:
@@ -227,13 +244,46 @@ def evaluate(
         device=device, rerank=RerankOptions(k1, k2, lambda_value) if rerank else None, top_k=top_k,
     )
     target = out_dir if out_dir is not None else workspace(ctx).results_dir(dataset)
-    saved = evaluate_features_file(features, root, dataset, options, target, modes=[mode] if mode else None)
+    saved = evaluate_features_file(features, root, dataset, options, target, modes=[mode] if mode else None,
+                                   fmt=features_format, name=features_name)
     out.print(summary_table([s.record for s in saved], title=f"{features.name} (percent, mean ± std over trials)"))
     for s in saved:
         out.print(f"record: {s.record_path}  per-query: {s.queries_path.name}", highlight=False, soft_wrap=True)
 
 
-# --- pose (issue 5) ---
+@app.command("export-features")
+def export_features_command(
+    ctx: typer.Context,
+    dataset: Annotated[str, typer.Option(
+        "--dataset", "-d", help="The workspace store of --run; with --features, the dataset whose layout its paths "
+        f"follow ({' or '.join(dataset_names())}).")],
+    fmt: Annotated[str, typer.Option(
+        "--format", help="official (the files the dataset authors' evaluation reads; SYSU-MM01: sysu-mat, "
+        "NAME_cam1.mat .. NAME_cam6.mat) or npz (what evaluate --features reads).")],
+    out_path: Annotated[Path, typer.Option("--out", help="Folder for the official files; the file for npz.")],
+    run: Annotated[str | None, typer.Option("--run", help="A finished (trained or imported) run of --dataset.")
+                   ] = None,
+    features: Annotated[Path | None, typer.Option("--features", help="Or an .npz of features (with --root).")
+                        ] = None,
+    root: Annotated[Path | None, typer.Option("--root", help="With --features: the dataset root.")] = None,
+    name: Annotated[str | None, typer.Option(
+        "--name", help="NAME of NAME_cam<k>.mat (default: the run's name or the .npz's stem).")] = None,
+    feature: Annotated[str, typer.Option("--feature", help="Run: bn (feat_fc) or pooled (feat_pool).")] = "bn",
+    flip_test: Annotated[bool, typer.Option("--flip-test", help="Run: average with the mirrored image.")] = False,
+    device: Annotated[str | None, typer.Option("--device", help="Run: device of the extraction.")] = None,
+) -> None:
+    """Write a run's test features (or an .npz) as the dataset authors' evaluation code reads them, or as .npz."""
+    from papg_bench.exports import export_features
+
+    ws = workspace(ctx, writable=False) if run is not None else ctx.obj  # --features needs no workspace
+    made = export_features(ws, dataset, fmt, out_path, run=run, features=features, root=root, name=name,
+                           feature=feature, flip_test=flip_test, device=device)
+    out.print(f"{made.rows} features as {made.fmt}:", highlight=False)
+    for path in made.files:
+        out.print(f"wrote {path}", markup=False, highlight=False, soft_wrap=True)
+
+
+# --- pose ---
 @app.command()
 def pose(
     ctx: typer.Context,
@@ -287,7 +337,7 @@ def pose(
         out.print(f"exported {result.export_rows} rows to {result.export}")
 
 
-# --- train-generator / generate (issue 6) ---
+# --- train-generator / generate ---
 _GenRun = Annotated[str, typer.Option("--run", help="Generator run name: <work>/generators/<dataset>/<run>/.")]
 _GenInt = Annotated[int | None, typer.Option()]
 _GenFloat = Annotated[float | None, typer.Option()]
@@ -465,7 +515,7 @@ def import_generated_command(
             out.print(table)
 
 
-# --- train (issue 7) ---
+# --- train ---
 _Int = Annotated[int | None, typer.Option()]
 _Float = Annotated[float | None, typer.Option()]
 _Str = Annotated[str | None, typer.Option()]
@@ -570,7 +620,36 @@ def train(
                   f"of {d['real_images']} real images have clean probability < {d['threshold']}.", highlight=False)
 
 
-# --- report / demo (issue 8) ---
+# --- released checkpoints in ---
+
+
+@app.command("import-run")
+def import_run_command(
+    ctx: typer.Context,
+    dataset: Dataset,
+    from_: Annotated[Path, typer.Option(
+        "--from", help="The released train.py's checkpoint, e.g. sysu_agw_p4_n8_lr_0.1_seed_0_best.t.")],
+    baseline: Annotated[str, typer.Option(help="Whose checkpoint: agw (mangye16/Cross-Modal-Re-ID-baseline).")
+                        ] = "agw",
+    run: Annotated[str | None, typer.Option(help="Run folder name (default <baseline>-imported).")] = None,
+    seed: Annotated[int, typer.Option(help="The seed the checkpoint was trained with, for the report.")] = 0,
+    trial: Annotated[int, typer.Option(help="RegDB: the trial the checkpoint was trained on.")] = 1,
+    size: Annotated[str, typer.Option(help="Test image size HxW (the released test.py's 288x144).")] = "288x144",
+    force: Annotated[bool, typer.Option("--force", help="Replace another run in the folder.")] = False,
+) -> None:
+    """A released VI-ReID checkpoint as a finished run: evaluate --run NAME and report use it like a trained one."""
+    from papg_bench.reid_baselines.imports import import_run
+
+    outcome = import_run(workspace(ctx), dataset, from_, baseline=baseline, run=run, seed=seed, trial=trial,
+                         size=parse_size(size), force=force)
+    imported = outcome.summary["imported"]
+    what = "unchanged (the same file; --force to import again)" if outcome.status == "unchanged" else "imported"
+    out.print(f"{outcome.run_dir}: {what} from {imported['from']} (sha256 {imported['sha256'][:16]}, epoch "
+              f"{imported['epoch']}, {outcome.summary['identities']} classes); evaluate with `papg-bench evaluate -d "
+              f"{dataset} --run {outcome.run_dir.name}`", highlight=False, soft_wrap=True)
+
+
+# --- report / demo ---
 
 
 @app.command()

@@ -27,7 +27,7 @@ else:  # pragma: no cover - Python 3.10
 
 ROOT = Path(__file__).resolve().parents[1]
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
-SCANNED = ("papg_bench", "tests", "benchmarks")
+SCANNED = ("papg_bench", "tests", "benchmarks", "experiments")
 # Import names that differ from their distributions' names, for when none of those is installed here.
 PROVIDERS_WHEN_ABSENT = {"faiss": ["faiss-cpu", "faiss-gpu-cu12"]}
 
@@ -62,8 +62,9 @@ def top_level_imports(path: Path) -> set[str]:
 
 
 def is_local(name: str, folder: Path) -> bool:
-    """The project's own package, or a helper module that sits beside the importing file."""
-    return name == "papg_bench" or (folder / f"{name}.py").is_file() or (folder / name / "__init__.py").is_file()
+    """The project's own packages, or a helper module that sits beside the importing file."""
+    return (name in ("papg_bench", "experiments") or (folder / f"{name}.py").is_file()
+            or (folder / name / "__init__.py").is_file())
 
 
 def undeclared_imports(files: list[Path], declared: set[str]) -> dict[str, list[str]]:

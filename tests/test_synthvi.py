@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from experiments.synthvi_learnability import read_rgb
 from papg_bench.cli import main
 from papg_bench.data import synthvi
 from papg_bench.data.prepare import prepare_store
@@ -17,7 +18,6 @@ from papg_bench.data.regdb import read_list, read_regdb
 from papg_bench.data.store import open_store
 from papg_bench.data.synthvi import KEYPOINTS_HEADER, ensure_synthvi, read_keypoints, read_meta, synthesize
 from papg_bench.data.synthvi_body import GARMENT_COLOURS
-from papg_bench.data.synthvi_check import read_rgb
 from papg_bench.data.synthvi_materials import garment_nir
 from papg_bench.data.sysu import read_sysu
 from papg_bench.errors import UserError
@@ -221,7 +221,7 @@ def test_modality_gap_is_real_and_learnable(sysu_tiny: Path) -> None:
     """Raw-pixel retrieval is exact arithmetic on fixed renders; the learned translation is judged by its
     pixel error, which moves by under 0.002 between thread counts and stays at or below 0.50 of the grey
     baseline's over seeds 0-2 (docs/reproducibility.md): the bound of 0.75 is several times that spread."""
-    from papg_bench.data.synthvi_check import learnability
+    from experiments.synthvi_learnability import learnability
 
     r = learnability(sysu_tiny, steps=600, seed=0)
     chance = r["chance_infrared_to_visible"]

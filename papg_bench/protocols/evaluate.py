@@ -354,15 +354,19 @@ def evaluate_features_file(
     modes: Sequence[str] | None = None,
     run: str | None = None,
     progress: bool = True,
+    fmt: str = "npz",
+    name: str | None = None,
 ) -> list[SavedEvaluation]:
     """``papg-bench evaluate --features``: every mode (default: both) of ``dataset`` on an .npz, each saved.
 
-    The record file is named after ``run`` (default: the features file's stem, plus ``-euclidean`` for that
+    ``fmt`` ``official`` (or the protocol's format name, e.g. ``sysu-mat``) reads the dataset authors' feature
+    files from the folder ``features_file`` instead (the set ``name`` where it holds several). The record file
+    is named after ``run`` (default: the features file's stem or the set's name, plus ``-euclidean`` for that
     distance) and the protocol identifier.
     """
     import dataclasses
 
-    from papg_bench.protocols.features import load_features
+    from papg_bench.protocols.features import feature_meta, load_features
 
     check_dataset(dataset)
     root = Path(root)
@@ -371,12 +375,44 @@ def evaluate_features_file(
     modes = tuple(modes) if modes else default_modes(dataset)
     for mode in modes:
         _check_options(dataset, dataclasses.replace(options, mode=mode))
-    table = load_features(features_file, root)
-    run = run or Path(features_file).stem + ("-euclidean" if options.distance == "euclidean" else "")
+    extra: dict[str, Any] = {}
+    if fmt == "npz":
+        table = load_features(features_file, root)
+        stem = Path(features_file).stem
+        # a file of `evaluate --save-features` names the model it came from
+        meta = feature_meta(features_file)
+        extra.update({k: meta[k] for k in ("checkpoint_sha256", "feature", "flip_test") if k in meta})
+        if "run" in meta:
+            extra["features_run"] = meta["run"]
+    else:
+        protocol = protocol_of(dataset)
+        extra["features_format"] = protocol.check_official_format(fmt)
+        table = protocol.read_official_features(Path(features_file), root, name)
+        extra["features_name"] = name
+        stem = name or Path(features_file).name
+    run = run or stem + ("-euclidean" if options.distance == "euclidean" else "")
+    extra["features"] = str(Path(features_file).resolve())
     saved = []
     for mode in modes:
         evaluation = evaluate_features(table, table.paths, root, dataset, dataclasses.replace(options, mode=mode),
-                                       extra={"features": str(Path(features_file).resolve())}, progress=progress)
+                                       extra=extra, progress=progress)
         record_path, queries_path = save_evaluation(evaluation, out_dir, run)
         saved.append(SavedEvaluation(evaluation.record, record_path, queries_path))
     return saved
+
+
+def record_features(record: Mapping[str, Any]) -> FeatureTable:
+    """The features a record of ``evaluate --features`` (or ``--save-features``) was computed from: its .npz, or
+    its folder of the dataset authors' feature files (``features_format``)."""
+    from papg_bench.protocols.features import load_features
+
+    path = Path(str(record["features"]))
+    root = Path(str(record.get("root") or "."))
+    fmt = record.get("features_format")
+    if fmt:
+        if not path.is_dir():
+            raise UserError(f"the features folder {path} of the record does not exist: put it back, or evaluate "
+                            "again.")
+        dataset = str(record.get("dataset_kind") or record["dataset"])
+        return protocol_of(dataset).read_official_features(path, root, record.get("features_name"))
+    return load_features(path, root)

@@ -4,12 +4,16 @@ Paths are relative to the dataset root (``cam3/0001/0001.jpg``, ``Visible/1/...b
 leading ``./`` are accepted, and absolute paths under the root are made relative. Save one with::
 
     np.savez("feats.npz", features=feats.astype(np.float32), paths=np.array(rel_paths, dtype=str))
+
+``evaluate --save-features`` writes the same two arrays plus, per row, ``pids``, ``cams`` and ``modality``
+(``V`` / ``I``), and the scalars ``feature`` (``bn`` / ``pooled``), ``flip_test``, ``checkpoint_sha256``,
+``run`` and ``dataset`` (:func:`save_features`); :func:`feature_meta` reads the scalars back for records.
 """
 
 from __future__ import annotations
 
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,6 +25,8 @@ from papg_bench.protocols.splits import Split
 FEATURES_KEY = "features"
 PATHS_KEY = "paths"
 _SHOW_MISSING = 5
+ROW_KEYS = ("pids", "cams", "modality")  # per-row arrays of a saved file
+META_KEYS = ("feature", "flip_test", "checkpoint_sha256", "run", "dataset")  # its scalars
 
 
 @dataclass(frozen=True)
@@ -93,6 +99,47 @@ def load_features(path: Path | str, root: Path | None = None) -> FeatureTable:
         raise UserError(f"{path}: 'paths' must be a 1-D string array, got shape {paths.shape} dtype {paths.dtype}.")
     text = [p.decode("utf-8") if isinstance(p, bytes) else str(p) for p in paths.tolist()]
     return feature_table(features, text, root=root, source=str(path))
+
+
+def save_features(path: Path | str, features: np.ndarray, paths: Sequence[str], pids: Sequence[int],
+                  cams: Sequence[int], modalities: Sequence[str], meta: Mapping[str, str | bool | None]) -> Path:
+    """Write a features file that :func:`load_features` reads, with each row's identity, camera and modality
+    and the scalars of ``meta`` (:data:`META_KEYS`; None is left out), atomically."""
+    from papg_bench.workspace import atomic_path
+
+    path = Path(path)
+    if path.is_dir():
+        raise UserError(f"{path} is a folder: give the features file to write, e.g. {path / 'features.npz'}.")
+    table = feature_table(features, paths, source=str(path))
+    arrays: dict[str, np.ndarray] = {
+        FEATURES_KEY: table.features, PATHS_KEY: np.array(table.paths, dtype=str),
+        "pids": np.asarray(pids, dtype=np.int64), "cams": np.asarray(cams, dtype=np.int64),
+        "modality": np.array([str(m) for m in modalities], dtype=str),
+    }
+    if any(len(arrays[k]) != len(table.paths) for k in ROW_KEYS):
+        raise ValueError("pids, cams and modalities must have one entry per feature row")
+    unknown = set(meta) - set(META_KEYS)
+    if unknown:
+        raise ValueError(f"unknown features-file fields: {sorted(unknown)}")
+    arrays.update({k: np.array(v) for k, v in meta.items() if v is not None})
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        np.savez(fh, **arrays)
+    return path
+
+
+def feature_meta(path: Path | str) -> dict[str, str | bool]:
+    """The scalars :func:`save_features` wrote (``feature``, ``flip_test``, ``checkpoint_sha256``, ...); those a
+    file does not hold are left out, so a user's own .npz gives an empty dict."""
+    out: dict[str, str | bool] = {}
+    try:
+        with np.load(Path(path), allow_pickle=False) as data:
+            for key in META_KEYS:
+                if key in data and data[key].ndim == 0:
+                    value = data[key].item()
+                    out[key] = value if isinstance(value, bool) else str(value)
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError):
+        return {}
+    return out
 
 
 def rows_for(table: FeatureTable, split: Split, role: str = "query") -> np.ndarray:

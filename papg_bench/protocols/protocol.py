@@ -12,7 +12,10 @@ A new protocol subclasses :class:`Protocol` and provides:
 - ``removal`` (which gallery entries a query ignores, see :data:`.metrics.Removal`) and
   ``identity_cmc`` (whether the CMC counts each gallery identity once);
 - ``shots`` / ``samplings`` it accepts, with :meth:`check_options` for anything finer;
-- :meth:`default_trials`, :meth:`check_trials`, :meth:`identifier` and :meth:`query_gallery`.
+- :meth:`default_trials`, :meth:`check_trials`, :meth:`identifier` and :meth:`query_gallery`;
+- where the dataset authors' evaluation code reads features from files of its own layout:
+  ``official_format`` (its name, e.g. ``sysu-mat``), :meth:`write_official_features` and
+  :meth:`read_official_features`.
 """
 
 from __future__ import annotations
@@ -20,10 +23,13 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from papg_bench.errors import UserError
 from papg_bench.protocols.splits import Split
+
+if TYPE_CHECKING:
+    from papg_bench.protocols.features import FeatureTable
 
 
 class Protocol(ABC):
@@ -36,6 +42,7 @@ class Protocol(ABC):
     shots: ClassVar[tuple[int, ...]] = (1,)
     samplings: ClassVar[tuple[str, ...]] = ()  # gallery sampling variants; empty: the protocol has one
     trial_from_training: ClassVar[bool] = False  # a run is evaluated on the trial it was trained on only
+    official_format: ClassVar[str | None] = None  # the feature files of the authors' evaluation code, if any
 
     @property
     def default_sampling(self) -> str | None:
@@ -75,3 +82,25 @@ class Protocol(ABC):
     def query_gallery(self, root: Path, mode: str, trial: int, shots: int = 1,
                       sampling: str | None = None) -> tuple[Split, Split]:
         """(query, gallery) of one trial, paths relative to the dataset root, in protocol order."""
+
+    def check_official_format(self, fmt: str) -> str:
+        """``official`` or this protocol's format name -> the format name; anything else is refused."""
+        if self.official_format is None:
+            raise UserError(f"--format {fmt!r}: the {self.title} evaluation code reads no feature files of its own; "
+                            "save an .npz (--format npz, or evaluate --save-features).")
+        if fmt not in ("official", self.official_format):
+            raise UserError(f"--format {fmt!r}: {self.title} features go out as npz or official "
+                            f"({self.official_format}).")
+        return self.official_format
+
+    def write_official_features(self, table: FeatureTable, root: Path, out_dir: Path, name: str) -> list[Path]:
+        """Write ``table`` (paths relative to ``root``) in the files the authors' evaluation reads, named after
+        ``name``, into ``out_dir``; returns the files written."""
+        self.check_official_format("official")
+        raise NotImplementedError(f"{type(self).__name__} names a feature format but does not write it")
+
+    def read_official_features(self, folder: Path, root: Path, name: str | None = None) -> FeatureTable:
+        """Read what :meth:`write_official_features` writes (``name`` may be left out when ``folder`` holds one
+        set) back as features with paths relative to ``root``."""
+        self.check_official_format("official")
+        raise NotImplementedError(f"{type(self).__name__} names a feature format but does not read it")

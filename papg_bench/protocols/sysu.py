@@ -11,6 +11,14 @@ cam1, cam2) that has a non-empty folder for that id, ``random.choice`` of the so
 variable ``rand_perm_cam`` holds, per camera (index cam-1) and identity (index id-1), one row per trial of
 image numbers; trial ``t`` takes the first ``shots`` numbers of row ``t`` as ``camK/NNNN/NNNN.jpg``,
 cameras in the mode's order on the outside and ids ascending inside.
+
+Official feature files (``sysu-mat``): the dataset authors' MATLAB evaluation (``wuancong/SYSU-MM01``,
+``evaluation/evaluation_SYSU_MM01.m`` and ``get_testing_set.m``) loads ``<name>_cam<k>.mat`` for k = 1..6,
+each holding a cell ``feature`` with ``feature{id}(i,:)`` the feature of the i-th image of identity ``id``
+(file order, so row i is ``i``'s image number in the released dataset), one cell per identity number up to
+the camera's highest (identities are read as ``1:length(feature)`` and index ``rand_perm_cam``); an
+identity the camera does not see, or whose features are not given (training identities), is a zero-row
+cell. :func:`write_sysu_mat` writes them, :func:`read_sysu_mat` reads them back.
 """
 
 from __future__ import annotations
@@ -23,8 +31,9 @@ from typing import Any
 import numpy as np
 
 from papg_bench.data.records import IMAGE_SUFFIXES
-from papg_bench.data.sysu import IR_CAMERAS, camera_folders, read_split_ids
+from papg_bench.data.sysu import ALL_CAMERAS, IR_CAMERAS, camera_folders, read_split_ids
 from papg_bench.errors import UserError
+from papg_bench.protocols.features import FeatureTable, feature_table
 from papg_bench.protocols.protocol import Protocol
 from papg_bench.protocols.splits import Split
 
@@ -33,6 +42,8 @@ SAMPLINGS = ("seed", "official")
 SHOTS = (1, 10)
 TRIALS = tuple(range(10))
 PERM_FILE = "rand_perm_cam.mat"
+MAT_FORMAT = "sysu-mat"
+MAT_VARIABLE = "feature"
 
 
 def check_options(mode: str, shots: int, sampling: str) -> None:
@@ -201,6 +212,127 @@ def query_gallery(
     return query, gallery
 
 
+def mat_name(folder: Path, name: str, cam: int) -> Path:
+    """``<folder>/<name>_cam<cam>.mat``, the file name the authors' evaluation loads."""
+    return Path(folder) / f"{name}_cam{cam}.mat"
+
+
+def _check_set_name(name: str) -> None:
+    if not name or "/" in name or "\\" in name or name.startswith("."):
+        raise UserError(f"--name {name!r}: give a file-name prefix (the files are NAME_cam1.mat .. NAME_cam6.mat).")
+
+
+def sysu_mat_cells(table: FeatureTable, root: Path) -> dict[int, np.ndarray]:
+    """camera -> the (ids x 1) cell array of :func:`write_sysu_mat`; every test identity must have the feature
+    of each of its images, and no identity may have only some of them (rows are found by position)."""
+    root = Path(root)
+    folders = _id_folders(root)
+    test_ids = set(evaluation_ids(root))
+    dim = table.features.shape[1]
+    cells: dict[int, np.ndarray] = {}
+    for cam in ALL_CAMERAS:
+        ids = folders.get(cam, {})
+        count = max(ids, default=0)
+        per_id = np.empty((count, 1), dtype=object)
+        for pid in range(1, count + 1):
+            folder = ids.get(pid)
+            rel = [_rel(folder, name) for name in _images(folder)] if folder is not None else []
+            rows = [table.index.get(p, -1) for p in rel]
+            missing = [p for p, row in zip(rel, rows, strict=True) if row < 0]
+            if missing and (pid in test_ids or len(missing) < len(rel)):
+                raise UserError(
+                    f"{table.source}: no feature for {missing[0]} ({len(missing)} of the {len(rel)} images of cam{cam} "
+                    f"id {pid}): the official evaluation finds an identity's images by their position, so give "
+                    "the features of all its images (every test image at least).")
+            per_id[pid - 1, 0] = (table.features[rows].astype(np.float64) if rel and not missing
+                                  else np.zeros((0, dim), dtype=np.float64))
+        cells[cam] = per_id
+    return cells
+
+
+def write_sysu_mat(table: FeatureTable, root: Path, out_dir: Path, name: str) -> list[Path]:
+    """``<out_dir>/<name>_cam1.mat`` .. ``_cam6.mat`` as the authors' ``evaluation_SYSU_MM01.m`` loads them
+    (see the module docstring); all six are renamed into place only once all six are written."""
+    import contextlib
+
+    from scipy.io import savemat
+
+    from papg_bench.workspace import atomic_path
+
+    _check_set_name(name)
+    out_dir = Path(out_dir)
+    if out_dir.is_file():
+        raise UserError(f"--out {out_dir} is a file: give the folder the .mat files go into.")
+    cells = sysu_mat_cells(table, root)
+    files = [mat_name(out_dir, name, cam) for cam in cells]
+    with contextlib.ExitStack() as stack:
+        for path, per_id in zip(files, cells.values(), strict=True):
+            tmp = stack.enter_context(atomic_path(path))
+            with open(tmp, "wb") as fh:
+                savemat(fh, {MAT_VARIABLE: per_id}, do_compression=True)
+    return files
+
+
+def _set_names(folder: Path) -> list[str]:
+    return sorted({p.name[: -len("_cam1.mat")] for p in folder.glob("*_cam[1-6].mat")})
+
+
+def read_sysu_mat(folder: Path, root: Path, name: str | None = None) -> FeatureTable:
+    """The features of ``<folder>/<name>_cam<k>.mat`` with paths relative to ``root``: row i of cell id of camera
+    k is the i-th image (file order) of ``cam<k>/<id>/``. Cameras without a file are left out."""
+    from scipy.io import loadmat
+
+    folder, root = Path(folder), Path(root)
+    if not folder.is_dir():
+        raise UserError(f"{folder} is not a folder: --format {MAT_FORMAT} reads NAME_cam1.mat .. NAME_cam6.mat "
+                        "from a folder.")
+    if name is None:
+        names = _set_names(folder)
+        if len(names) != 1:
+            found = f"sets {', '.join(names)}: choose one with --name" if names else "no NAME_cam<k>.mat files"
+            raise UserError(f"{folder} holds {found}.")
+        name = names[0]
+    _check_set_name(name)
+    folders = _id_folders(root)
+    blocks: list[np.ndarray] = []
+    paths: list[str] = []
+    for cam in ALL_CAMERAS:
+        path = mat_name(folder, name, cam)
+        if not path.is_file():
+            continue
+        try:
+            mat = loadmat(str(path))
+        except Exception as exc:  # scipy raises several types for a corrupt or non-MAT file
+            raise UserError(f"{path} could not be read as a MATLAB file ({exc}).") from None
+        if MAT_VARIABLE not in mat:
+            names = ", ".join(k for k in mat if not k.startswith("__")) or "none"
+            raise UserError(f"{path} has no variable {MAT_VARIABLE} (it has: {names}).")
+        per_id = np.asarray(mat[MAT_VARIABLE])
+        if per_id.dtype != object:
+            raise UserError(f"{path}: {MAT_VARIABLE} must be a cell array, one cell per identity; it is a "
+                            f"{per_id.dtype} matrix of shape {per_id.shape}.")
+        for pid, entry in enumerate(per_id.ravel(), 1):
+            matrix = np.asarray(_cell(entry))
+            if matrix.size == 0:
+                continue
+            if matrix.dtype == object or not np.issubdtype(matrix.dtype, np.number) or matrix.ndim != 2:
+                raise UserError(f"{path}: {MAT_VARIABLE}{{{pid}}} must be a numeric matrix, one row per image.")
+            id_folder = folders.get(cam, {}).get(pid)
+            images = _images(id_folder) if id_folder is not None else []
+            if matrix.shape[0] != len(images):
+                raise UserError(f"{path}: {MAT_VARIABLE}{{{pid}}} has {matrix.shape[0]} rows but {root}/cam{cam}/"
+                                f"{pid:04d} holds {len(images)} images: row i must be the i-th image in file order.")
+            if blocks and matrix.shape[1] != blocks[0].shape[1]:
+                raise UserError(f"{path}: {MAT_VARIABLE}{{{pid}}} has {matrix.shape[1]} columns, the features before "
+                                f"it {blocks[0].shape[1]}.")
+            blocks.append(matrix)
+            paths.extend(_rel(id_folder, image) for image in images)
+    if not blocks:
+        raise UserError(f"{folder}: no features in {name}_cam1.mat .. {name}_cam6.mat (missing, or every cell "
+                        "empty).")
+    return feature_table(np.concatenate(blocks), paths, source=f"{folder}/{name}_cam*.mat")
+
+
 class SysuProtocol(Protocol):
     """SYSU-MM01: infrared queries of cam3/cam6 against a visible gallery drawn per trial."""
 
@@ -212,6 +344,7 @@ class SysuProtocol(Protocol):
     identity_cmc = True
     shots = SHOTS
     samplings = SAMPLINGS
+    official_format = MAT_FORMAT
 
     def check_options(self, mode: str, shots: int, sampling: str | None) -> None:
         check_options(mode, shots, str(sampling))
@@ -230,6 +363,12 @@ class SysuProtocol(Protocol):
     def query_gallery(self, root: Path, mode: str, trial: int, shots: int = 1,
                       sampling: str | None = None) -> tuple[Split, Split]:
         return query_gallery(root, mode, trial, shots, sampling or "seed")
+
+    def write_official_features(self, table: FeatureTable, root: Path, out_dir: Path, name: str) -> list[Path]:
+        return write_sysu_mat(table, root, out_dir, name)
+
+    def read_official_features(self, folder: Path, root: Path, name: str | None = None) -> FeatureTable:
+        return read_sysu_mat(folder, root, name)
 
 
 PROTOCOL = SysuProtocol()

@@ -16,13 +16,19 @@
 
 Every function takes a state dict (a ``module.`` prefix from DataParallel is removed; the AGW training
 script's ``{"net": state_dict, ...}`` checkpoint is unwrapped) and raises a :class:`UserError` naming the
-first key it does not know, so a file of another network is never half-loaded.
+first key it does not know, so a file of another network is never half-loaded. :func:`read_released` loads a
+released file without running code from it, and :func:`check_state` compares a mapped state dict with the
+network it is for, naming the first tensor of the file whose shape does not fit.
 """
 
 from __future__ import annotations
 
+import importlib
+import pickle
 import re
 from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -113,3 +119,86 @@ def papg_discriminator_from_reference(state: Mapping[str, object]) -> dict[str, 
             raise _unknown(what, key)
         out[key] = value
     return out
+
+
+def _numpy_global(name: str) -> tuple[Any, str]:
+    module, _, attribute = name.rpartition(".")
+    return getattr(importlib.import_module(module), attribute), name
+
+
+def read_released(path: Path | str, option: str) -> Any:
+    """A released checkpoint as ``torch.save`` wrote it (a state dict, or a dict holding one next to epochs,
+    scores and numpy arrays), loaded with ``weights_only``: tensors, containers, numbers and numpy arrays only,
+    never code from the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{option} {path}: no such file.")
+
+    def load() -> Any:
+        try:
+            return torch.load(path, map_location="cpu", weights_only=True)
+        except pickle.UnpicklingError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - torch raises many types for a file that is not a checkpoint
+            first = (str(exc).splitlines() or [""])[0]
+            raise UserError(f"{option} {path} is not a readable PyTorch checkpoint ({type(exc).__name__}: "
+                            f"{first}).") from None
+
+    try:
+        return load()
+    except pickle.UnpicklingError:
+        pass
+    try:
+        names = list(torch.serialization.get_unsafe_globals_in_checkpoint(path))
+    except Exception:  # noqa: BLE001 - an old-format file that cannot be listed
+        names = []
+    other = [n for n in names if not n.startswith("numpy.")]
+    if other or not names:
+        listed = f" ({', '.join(other[:3])})" if other else ""
+        raise UserError(f"{option} {path} holds objects other than tensors, numbers and numpy arrays{listed}; "
+                        "papg-bench does not run code from a checkpoint: save the state dict alone.")
+    import numpy as np
+
+    try:  # the listed names, and the dtype classes numpy's reduction of an array names as it goes
+        allowed = [_numpy_global(n) for n in names] + [np.ndarray, np.dtype] + [
+            getattr(np.dtypes, n) for n in dir(np.dtypes) if n.endswith("DType")]
+    except (ImportError, AttributeError):
+        raise UserError(f"{option} {path} holds numpy objects this numpy cannot rebuild "
+                        f"({', '.join(names)}).") from None
+    with torch.serialization.safe_globals(allowed):
+        try:
+            return load()
+        except pickle.UnpicklingError as exc:
+            raise UserError(f"{option} {path} could not be read with its numpy objects ({exc}).") from None
+
+
+def _shape(shape: torch.Size | tuple[int, ...]) -> str:
+    return "x".join(str(n) for n in shape) or "scalar"
+
+
+def check_state(expected: Mapping[str, torch.Tensor], given: Mapping[str, torch.Tensor],
+                released_names: Mapping[str, str], source: str, network: str) -> None:
+    """Raise a :class:`UserError` unless ``given`` (mapped names -> tensors, in the released file's order) fits
+    ``expected`` (a network's ``state_dict()``) tensor for tensor; it names the first tensor of the file whose
+    shape differs (by its name in the file, ``released_names``), else the first tensor the file lacks."""
+    for key, value in given.items():
+        name = released_names.get(key, key)
+        want = expected.get(key)
+        if want is None:
+            raise UserError(f"{source}: {name!r} has no place in {network}; is this the right file?")
+        if tuple(value.shape) != tuple(want.shape):
+            raise UserError(f"{source}: {name!r} has shape {_shape(value.shape)}, {network} needs "
+                            f"{_shape(want.shape)}: a checkpoint of another network?")
+    missing = [key for key in expected if key not in given]
+    if missing:
+        raise UserError(f"{source}: {len(missing)} tensor(s) of {network} are missing, the first one loading into "
+                        f"{missing[0]!r}: a checkpoint of another network?")
+
+
+def released_names(state: Mapping[str, object], mapping: Any) -> dict[str, str]:
+    """Mapped name -> the name in the released file, for messages (``mapping``: one of the functions above)."""
+    plain = state["net"] if isinstance(state.get("net"), Mapping) else state
+    names: dict[str, str] = {}
+    for key, value in plain.items():  # type: ignore[union-attr]
+        names.update({mine: str(key) for mine in mapping({key: value})})
+    return names

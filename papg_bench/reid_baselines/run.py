@@ -254,12 +254,15 @@ def evaluate_run(
     progress: bool = True,
     top_k: int = 10,
     out_dir: Path | None = None,
+    save_features: Path | None = None,
 ) -> EvaluationOutcome:
     """Evaluate a finished run with the dataset's protocols and write one record per mode.
 
     SYSU: modes all and indoor, trials 0..9 (``shots`` 1 or 10); RegDB: both directions for the run's
     trial. ``trials`` may be given as text ("0-9", "1,3"). Records already written for the same checkpoint
-    and options are reused unless ``force``.
+    and options are reused unless ``force``. ``save_features`` writes the test features to that .npz
+    (:meth:`RunFeatures.save`) and names it in the records' ``features``; a file there of the same
+    checkpoint, feature and flip setting is read instead of extracting again.
     """
     from papg_bench.protocols.evaluate import (
         ProtocolOptions,
@@ -301,7 +304,11 @@ def evaluate_run(
         "checkpoint_sha256": checkpoint_sha, "feature": feature, "flip_test": flip_test,
         "config": run_config["train"], "selection": _selection(run_dir),
         "generated_set": set_of_run(ws, dataset, run_config),
+        "imported": run_config.get("imported"),
     }
+    saved = Path(save_features).resolve() if save_features is not None else None
+    if saved is not None:
+        extra_base["features"] = str(saved)
 
     expected_trials = list(trials) if trials is not None else list(kind.protocol.default_trials(root))
     todo, records, paths, reused = [], [], [], []
@@ -314,30 +321,34 @@ def evaluate_run(
             old = read_record(path)
             same = {"checkpoint_sha256": checkpoint_sha, "feature": feature, "flip_test": flip_test,
                     "distance": distance, "rerank": rerank.as_record() if rerank is not None else None}
+            if saved is not None:
+                same["features"] = str(saved)
             if all(old.get(k) == v for k, v in same.items()) and [t["trial"] for t in old["trials"]] == expected_trials:
                 records.append(old)
                 paths.append(path)
                 reused.append(True)
                 continue
         todo.append(options)
+    from papg_bench.protocols.features import feature_meta, load_features
+
+    expected_meta = {"checkpoint_sha256": checkpoint_sha, "feature": feature, "flip_test": flip_test}
+    file_is_current = saved is not None and saved.is_file() and all(
+        feature_meta(saved).get(k) == v for k, v in expected_meta.items())
+    extracted = None
+    if saved is not None and not file_is_current:
+        extracted = _test_features(store, model, cfg, run, (checkpoint, checkpoint_sha), torch_device, feature,
+                                   flip_test, progress)
+        extracted.save(saved)
     if todo:
         if not root.is_dir():
-            raise UserError(
-                f"{store.path}/meta.json names the dataset root {root}, which is not a folder here: the protocols "
-                "read the official lists from it; prepare the store again from the dataset's current location."
-            )
-        test = np.flatnonzero(store.in_split("test", kind.split_trial(cfg.trial)))
-        features = extract_features(
-            model, store.images, test, modality_codes(store.modalities[test]), cfg.size, torch_device,
-            cfg.eval_batch_size, flip=flip_test, kind=feature, precision=cfg.precision,
-            channels_last=torch_device.type == "cuda" and cfg.channels_last,
-            description=f"features {run}" if progress else None)
-        if not np.isfinite(features).all():
-            raise UserError(
-                f"{checkpoint}: the model gives non-finite features (training diverged, or was too short for the "
-                "batch-norm statistics to settle): train longer or with a lower --lr/--backbone-lr (--restart)."
-            )
-        paths_rel = [store.paths[i] for i in test]
+            raise _missing_root(store, root)
+        if extracted is None and file_is_current and saved is not None:
+            table = load_features(saved, root)
+            features, paths_rel = table.features, table.paths
+        else:
+            extracted = extracted or _test_features(store, model, cfg, run, (checkpoint, checkpoint_sha),
+                                                    torch_device, feature, flip_test, progress)
+            features, paths_rel = extracted.features, extracted.paths
         feature_seconds = time.perf_counter() - started
         for options in todo:
             mode_started = time.perf_counter()
@@ -349,6 +360,71 @@ def evaluate_run(
             paths.append(record_path)
             reused.append(False)
     return EvaluationOutcome(run=run, records=records, paths=paths, reused=reused)
+
+
+@dataclass
+class RunFeatures:
+    """Test features of a finished run: one row per test image of its store (of its trial where the test
+    identities change with the trial), in store order, with where each image came from."""
+
+    run: str
+    dataset: str
+    features: np.ndarray  # (N, D) float32, unit rows
+    paths: list[str]  # relative to ``root``
+    pids: np.ndarray
+    cams: np.ndarray
+    modalities: np.ndarray  # "V" / "I"
+    root: Path
+    checkpoint_sha256: str
+    feature: str
+    flip_test: bool
+
+    def save(self, path: Path) -> Path:
+        """An .npz that ``evaluate --features`` reads (:func:`~papg_bench.protocols.features.save_features`)."""
+        from papg_bench.protocols.features import save_features
+
+        return save_features(path, self.features, self.paths, self.pids, self.cams, self.modalities, {
+            "feature": self.feature, "flip_test": self.flip_test, "checkpoint_sha256": self.checkpoint_sha256,
+            "run": self.run, "dataset": self.dataset})
+
+
+def _missing_root(store: Store, root: Path) -> UserError:
+    return UserError(
+        f"{store.path}/meta.json names the dataset root {root}, which is not a folder here: the protocols "
+        "read the official lists from it; prepare the store again from the dataset's current location.")
+
+
+def _test_features(store: Store, model: torch.nn.Module, cfg: TrainConfig, run: str, checkpoint: tuple[Path, str],
+                   device: torch.device, feature: str, flip_test: bool, progress: bool) -> RunFeatures:
+    """The test rows' features of ``model``; ``checkpoint`` is (its file, that file's sha256)."""
+    test = np.flatnonzero(store.in_split("test", store.dataset.split_trial(cfg.trial)))
+    features = extract_features(
+        model, store.images, test, modality_codes(store.modalities[test]), cfg.size, device,
+        cfg.eval_batch_size, flip=flip_test, kind=feature, precision=cfg.precision,
+        channels_last=device.type == "cuda" and cfg.channels_last,
+        description=f"features {run}" if progress else None)
+    if not np.isfinite(features).all():
+        raise UserError(
+            f"{checkpoint[0]}: the model gives non-finite features (training diverged, or was too short for the "
+            "batch-norm statistics to settle): train longer or with a lower --lr/--backbone-lr (--restart)."
+        )
+    return RunFeatures(
+        run=run, dataset=str(store.meta.get("dataset")), features=features, paths=[store.paths[i] for i in test],
+        pids=store.pids[test], cams=store.cams[test], modalities=store.modalities[test],
+        root=Path(str(store.meta.get("source_root", ""))), checkpoint_sha256=checkpoint[1],
+        feature=feature, flip_test=flip_test)
+
+
+def run_features(ws: Workspace, dataset: str, run: str, feature: str = "bn", flip_test: bool = False,
+                 device: str | None = None, progress: bool = True) -> RunFeatures:
+    """The test features of the finished run ``run`` of the workspace store ``dataset`` (what ``evaluate``
+    scores and ``export-features`` writes)."""
+    store = open_store(ws.dataset_dir(dataset), f"store for --dataset {dataset}")
+    torch_device = resolve_device(device)
+    model, state, checkpoint = load_run_model(ws.run_dir(dataset, run), torch_device)
+    cfg = config_from_run(state["run_config"])
+    return _test_features(store, model, cfg, run, (checkpoint, sha256_file(checkpoint)), torch_device, feature,
+                          flip_test, progress)
 
 
 def _selection(run_dir: Path) -> dict[str, Any]:

@@ -32,7 +32,8 @@ from matplotlib.figure import Figure
 
 from papg_bench.data.store import Store, open_store
 from papg_bench.errors import UserError, WriteError
-from papg_bench.protocols.features import load_features, normalize_path
+from papg_bench.protocols.evaluate import record_features
+from papg_bench.protocols.features import normalize_path
 from papg_bench.protocols.protocol import Protocol
 from papg_bench.results.plots import save_figure
 from papg_bench.results.records import list_records, read_record
@@ -208,10 +209,10 @@ def features_for(ws: Workspace, store: Store, ev: Evaluated, paths: Sequence[str
     source = ev.record.get("features")
     if source:
         file = Path(str(source))
-        if not file.is_file():
+        if not file.exists():
             raise UserError(f"{ev.path}: its features file {file} does not exist: put it back, or evaluate again "
                             "with --features.")
-        table = load_features(file, Path(str(ev.record.get("root") or ".")))
+        table = record_features(ev.record)
         missing = [p for p in paths if p not in table.index]
         if missing:
             raise UserError(f"{file}: no features for {len(missing)} image(s) the figure needs (first: {missing[0]}); "
@@ -534,10 +535,10 @@ def _available(ws: Workspace, store: Store, ev: Evaluated) -> np.ndarray:
     source = ev.record.get("features")
     if source:
         file = Path(str(source))
-        if not file.is_file():
+        if not file.exists():
             raise UserError(f"{ev.path}: its features file {file} does not exist: put it back, or evaluate again "
                             "with --features.")
-        have = set(load_features(file, Path(str(ev.record.get("root") or "."))).paths)
+        have = set(record_features(ev.record).paths)
         test &= np.array([p in have for p in store.paths], dtype=bool)
     rows = np.flatnonzero(test)
     if not len(rows):

@@ -1,7 +1,7 @@
 """What limits cross-modal rank-1 on synthvi? Re-render synthvi ``small`` with another near-infrared
 response, train AGW ``tiny`` (no augmentation) on it and evaluate with the SYSU protocol.
 
-    python benchmarks/synthvi_nir_variants.py --variant released --variant luma --out /tmp/nir
+    python experiments/synthvi_nir_variants.py --variant released --variant luma --out /tmp/nir
 
 Variants (the response of garments, shoes, bags and hats; skin, hair and scenery as in synthvi unless
 said):

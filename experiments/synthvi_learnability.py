@@ -1,6 +1,6 @@
 """Is the synthvi modality gap real and learnable? Nearest-neighbour rank-1 on raw pixels vs a small model.
 
-    python -m papg_bench.data.synthvi_check [--preset tiny] [--seed 0] [--steps 600]
+    python experiments/synthvi_learnability.py [--preset tiny] [--seed 0] [--steps 600]
 
 Raw pixels (16-pixel-high thumbnails) should retrieve the same identity well above chance within a
 modality (across cameras) and close to chance across modalities. A few conv layers trained briefly on

@@ -8,7 +8,7 @@ ground-truth identity attributes, how many test identities are told apart by the
 the same in both modalities (upper-garment pattern, sleeves, lower-garment style, hair style,
 accessory, hat), and the rank-1 of an oracle that reads exactly those.
 
-    python benchmarks/synthvi_cue_check.py --work papg-work --run agw-none-s0
+    python experiments/synthvi_cue_check.py --work papg-work --run agw-none-s0
 
 The workspace must hold a synthvi store prepared from ``papg-bench synth`` with the given ``--synth-seed``.
 """

@@ -6,7 +6,7 @@ Runs, on a prepared store with ground truth (synthvi), Keypoint R-CNN (torchvisi
 the floor model is a small conv net with that contract), then reports the detection rate and PCK@0.5
 per modality, as ``papg-bench pose --eval-against`` does. Nothing is written to the store. Run::
 
-    .venv/bin/python benchmarks/pose_floor.py --store papg-work/datasets/sysu \
+    .venv/bin/python experiments/pose_floor.py --store papg-work/datasets/sysu \
         --truth SYNTH/synthvi/keypoints.csv --rows 64
 """
 

@@ -1,0 +1,335 @@
+"""Interchange with other code: a run's features saved and read back, the official feature files, released
+checkpoints imported as runs and generators. Everything is made by the tests, at tiny sizes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from reid_helpers import TINY, make_workspace, one_thread
+
+from papg_bench.cli import main
+from papg_bench.errors import UserError
+from papg_bench.protocols.evaluate import ProtocolOptions, evaluate_features_file
+from papg_bench.protocols.features import feature_meta, load_features
+from papg_bench.reid_baselines.run import evaluate_run, train_run
+from papg_bench.results.records import read_record
+from papg_bench.workspace import Workspace, sha256_file
+
+single_thread = pytest.fixture(autouse=True)(one_thread)
+TRIALS = "0-1"
+
+
+@pytest.fixture(scope="module")
+def ws(tmp_path_factory: pytest.TempPathFactory) -> Workspace:
+    return make_workspace(tmp_path_factory.mktemp("interchange"))
+
+
+@pytest.fixture(scope="module")
+def trained(ws: Workspace):  # noqa: ANN201
+    from papg_bench.training import torch_threads
+
+    with torch_threads(1):
+        return train_run(ws, "sysu", "agw", "none", seed=0, preset="tiny", device="cpu",
+                         overrides={**TINY, "epochs": 1, "milestones": ()})
+
+
+def _metrics(record: dict) -> list[tuple]:
+    return [(t["trial"], t["cmc"], t["mAP"], t["mINP"]) for t in record["trials"]]
+
+
+def test_saved_features_are_read_back_by_evaluate_features(ws: Workspace, trained, tmp_path: Path) -> None:  # noqa: ANN001
+    file = tmp_path / "feats.npz"
+    outcome = evaluate_run(ws, "sysu", run="agw-none-s0", device="cpu", progress=False, trials=TRIALS,
+                           save_features=file, out_dir=tmp_path / "results")
+    sha = sha256_file(trained.run_dir / "checkpoint.pt")
+    assert all(r["features"] == str(file.resolve()) for r in outcome.records)
+    assert all(r["checkpoint_sha256"] == sha and r["imported"] is None for r in outcome.records)
+    with np.load(file, allow_pickle=False) as data:
+        assert set(data.keys()) >= {"features", "paths", "pids", "cams", "modality", "feature", "flip_test",
+                                    "checkpoint_sha256", "run", "dataset"}
+        n = len(data["paths"])
+        assert data["features"].shape[0] == n and data["features"].dtype == np.float32
+        assert len(data["pids"]) == len(data["cams"]) == len(data["modality"]) == n
+        assert set(data["modality"].tolist()) == {"V", "I"} and set(data["pids"].tolist()) == {9, 10, 11}
+        assert all(p.startswith(f"cam{c}/{pid:04d}/") for p, c, pid in
+                   zip(data["paths"].tolist(), data["cams"].tolist(), data["pids"].tolist(), strict=True))
+    assert feature_meta(file) == {"feature": "bn", "flip_test": False, "checkpoint_sha256": sha,
+                                  "run": "agw-none-s0", "dataset": "sysu"}
+    np.testing.assert_allclose(np.linalg.norm(load_features(file).features, axis=1), 1.0, atol=1e-5)
+
+    root = Path(outcome.records[0]["root"])
+    again = evaluate_features_file(file, root, "sysu", ProtocolOptions(trials=(0, 1)), tmp_path / "from-file",
+                                   progress=False)
+    by_mode = {r["mode"]: r for r in outcome.records}
+    for saved in again:
+        record = saved.record
+        assert _metrics(record) == _metrics(by_mode[record["mode"]])
+        assert (record["checkpoint_sha256"], record["feature"], record["flip_test"], record["features_run"]) == (
+            sha, "bn", False, "agw-none-s0")
+
+    before = file.stat().st_mtime_ns
+    reused = evaluate_run(ws, "sysu", run="agw-none-s0", device="cpu", progress=False, trials=TRIALS,
+                          save_features=file, out_dir=tmp_path / "results")
+    assert reused.reused == [True, True] and file.stat().st_mtime_ns == before
+    flipped = evaluate_run(ws, "sysu", run="agw-none-s0", device="cpu", progress=False, trials=TRIALS,
+                           save_features=file, out_dir=tmp_path / "results", flip_test=True, modes=("all",))
+    assert flipped.reused == [False] and feature_meta(file)["flip_test"] is True
+
+
+def test_cli_save_features(ws: Workspace, trained, tmp_path: Path, capsys) -> None:  # noqa: ANN001
+    file = tmp_path / "cli.npz"
+    args = ["--work", str(ws.root), "evaluate", "-d", "sysu", "--run", "agw-none-s0", "--device", "cpu",
+            "--trials", TRIALS, "--mode", "all", "--out", str(tmp_path / "r")]
+    assert main(args + ["--save-features", str(file)]) == 0
+    assert f"features: {file.resolve()}" in capsys.readouterr().out
+    record = read_record(next((tmp_path / "r").glob("*.json")))
+    assert record["features"] == str(file.resolve())
+    assert main(args + ["--save-features", str(tmp_path)]) == 2  # a folder, not a file
+    assert "is a folder" in capsys.readouterr().err
+    root = record["root"]
+    assert main(["--work", str(ws.root), "evaluate", "-d", "sysu", "--features", str(file), "--root", root,
+                 "--save-features", str(tmp_path / "x.npz")]) == 2
+    assert "--save-features" in capsys.readouterr().err
+    assert main(["--work", str(ws.root), "evaluate", "-d", "sysu", "--features", str(file), "--root", root,
+                 "--trials", TRIALS, "--mode", "all", "--out", str(tmp_path / "f")]) == 0
+
+
+def test_save_features_rejects_mismatched_rows(tmp_path: Path) -> None:
+    from papg_bench.protocols.features import save_features
+
+    with pytest.raises(UserError, match="2 feature rows but 1 paths"):
+        save_features(tmp_path / "a.npz", np.ones((2, 3)), ["a.jpg"], [1], [1], ["V"], {})
+    assert not (tmp_path / "a.npz").exists()
+
+
+# --- the dataset authors' feature files (SYSU-MM01: NAME_cam<k>.mat) ---------------------------------------
+
+
+def _root(ws: Workspace) -> Path:
+    from papg_bench.data.store import open_store
+
+    return Path(str(open_store(ws.dataset_dir("sysu")).meta["source_root"]))
+
+
+def test_official_sysu_files_hold_the_cells_the_matlab_evaluation_reads(ws: Workspace, trained,  # noqa: ANN001
+                                                                          tmp_path: Path) -> None:
+    from scipy.io import loadmat
+
+    from papg_bench.exports import export_features
+
+    npz = tmp_path / "run.npz"
+    assert export_features(ws, "sysu", "npz", npz, run="agw-none-s0", device="cpu", progress=False).rows > 0
+    table = load_features(npz)
+    made = export_features(ws, "sysu", "official", tmp_path / "mat", run="agw-none-s0", device="cpu",
+                           progress=False)
+    assert made.fmt == "sysu-mat" and made.rows == len(table.paths)
+    assert [p.name for p in made.files] == [f"agw-none-s0_cam{k}.mat" for k in range(1, 7)]
+    root = _root(ws)
+    dim = table.features.shape[1]
+    for cam, path in enumerate(made.files, 1):
+        cells = loadmat(str(path))["feature"]
+        ids = sorted(int(d.name) for d in (root / f"cam{cam}").iterdir())
+        assert cells.dtype == object and cells.shape == (max(ids), 1)  # one cell per id up to the camera's highest
+        for pid in range(1, max(ids) + 1):
+            cell = cells[pid - 1, 0]
+            images = sorted(p.name for p in (root / f"cam{cam}" / f"{pid:04d}").glob("*.jpg")) if pid in ids else []
+            if pid in (9, 10, 11) and images:  # test identities: row i is the i-th image in file order
+                assert cell.dtype == np.float64 and cell.shape == (len(images), dim)
+                expected = [table.index[f"cam{cam}/{pid:04d}/{name}"] for name in images]
+                np.testing.assert_array_equal(cell, table.features[expected].astype(np.float64))
+            else:  # training identities, and identities the camera does not see: zero-row cells
+                assert cell.shape == (0, dim)
+
+    from_npz = evaluate_features_file(npz, root, "sysu", ProtocolOptions(trials=(0, 1)), tmp_path / "a",
+                                      progress=False)
+    from_mat = evaluate_features_file(tmp_path / "mat", root, "sysu", ProtocolOptions(trials=(0, 1)), tmp_path / "b",
+                                      progress=False, fmt="sysu-mat")
+    for a, b in zip(from_npz, from_mat, strict=True):
+        assert _metrics(a.record) == _metrics(b.record)
+        assert b.record["features_format"] == "sysu-mat" and b.record["features"] == str((tmp_path / "mat").resolve())
+        assert b.record_path.name.startswith("mat__")
+    from papg_bench.protocols.evaluate import record_features
+
+    again = record_features(from_mat[0].record)
+    assert sorted(again.paths) == sorted(table.paths)
+
+
+def test_official_files_from_an_npz_through_the_cli_and_their_errors(ws: Workspace, trained,  # noqa: ANN001
+                                                                      tmp_path: Path, capsys) -> None:
+    from scipy.io import savemat
+
+    from papg_bench.exports import export_features
+
+    npz = tmp_path / "feats.npz"
+    export_features(ws, "sysu", "npz", npz, run="agw-none-s0", device="cpu", progress=False)
+    root = str(_root(ws))
+    base = ["--work", str(ws.root), "export-features", "-d", "sysu", "--out", str(tmp_path / "out")]
+    assert main(base + ["--format", "sysu-mat", "--features", str(npz), "--root", root, "--name", "mine"]) == 0
+    assert "wrote" in capsys.readouterr().out and (tmp_path / "out" / "mine_cam6.mat").is_file()
+    evaluate = ["--work", str(ws.root), "evaluate", "-d", "sysu", "--features", str(tmp_path / "out"), "--root", root,
+                "--trials", TRIALS, "--mode", "all", "--out", str(tmp_path / "r")]
+    assert main(evaluate + ["--format", "official"]) == 0  # the folder's one set
+
+    assert main(base + ["--format", "official", "--features", str(npz)]) == 2  # no --root
+    assert main(base + ["--format", "matlab", "--run", "agw-none-s0"]) == 2
+    assert main(base + ["--format", "official", "--run", "agw-none-s0", "--features", str(npz)]) == 2
+    assert main(["--work", str(ws.root), "export-features", "-d", "regdb", "--format", "official", "--features",
+                 str(npz), "--root", root, "--out", str(tmp_path / "x")]) == 2
+    err = capsys.readouterr().err
+    assert "--root is required" in err and "--format 'matlab'" in err and "one of them" in err
+    assert "RegDB evaluation code reads no feature files" in err
+
+    table = load_features(npz)
+    keep = [i for i, p in enumerate(table.paths) if p != "cam3/0010/0002.jpg"]
+    partial = tmp_path / "partial.npz"
+    np.savez(partial, features=table.features[keep], paths=np.array([table.paths[i] for i in keep]))
+    with pytest.raises(UserError, match=r"no feature for cam3/0010/0002.jpg \(1 of the 3 images of cam3 id 10\)"):
+        export_features(ws, "sysu", "official", tmp_path / "p", features=partial, root=Path(root))
+    assert not (tmp_path / "p").exists()  # nothing written
+
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    cells = np.empty((10, 1), dtype=object)
+    for i in range(10):
+        cells[i, 0] = np.zeros((0, 4))
+    cells[9, 0] = np.ones((2, 4))  # cam3 id 10 holds 3 images
+    with open(bad / "x_cam3.mat", "wb") as fh:
+        savemat(fh, {"feature": cells})
+    with pytest.raises(UserError, match=r"feature\{10\} has 2 rows but .*cam3/0010 holds 3 images"):
+        evaluate_features_file(bad, Path(root), "sysu", ProtocolOptions(trials=(0,)), tmp_path / "r2",
+                               progress=False, fmt="official")
+    (bad / "y_cam1.mat").write_bytes(b"not a mat file")
+    with pytest.raises(UserError, match="sets x, y: choose one with --name"):
+        evaluate_features_file(bad, Path(root), "sysu", ProtocolOptions(trials=(0,)), tmp_path / "r2",
+                               progress=False, fmt="official")
+    with pytest.raises(UserError, match="could not be read as a MATLAB file"):
+        evaluate_features_file(bad, Path(root), "sysu", ProtocolOptions(trials=(0,)), tmp_path / "r2",
+                               progress=False, fmt="official", name="y")
+
+
+# --- released AGW checkpoints in -----------------------------------------------------------------------------
+
+REFERENCE = Path(__file__).parent / "data" / "reference"
+RELEASED_NAME = "sysu_agw_p4_n8_lr_0.1_seed_0_best.t"
+
+
+def reference_keys(name: str) -> list[str]:
+    return [line.split()[0] for line in (REFERENCE / name).read_text().splitlines() if line and line[0] != "#"]
+
+
+def _analogue(key: str) -> str:
+    """A released key the mapping leaves out -> a used key of the same shape (the networks are three alike
+    ResNet-50s: the visible and thermal layers 1-4 are the base's, the base's stem a modality's)."""
+    for unused in ("visible_module.visible.", "thermal_module.thermal."):
+        if key.startswith(unused) and ".layer" in key:
+            return key.replace(unused, "base_resnet.base.")
+    return key.replace("base_resnet.base.", "visible_module.visible.")
+
+
+def released_agw(width: int = 8, classes: int = 8, seed: int = 0):  # noqa: ANN201 - (state dict, model)
+    """The released embed_net's state dict (every key of tests/data/reference/agw_embed_net_395.txt, in its
+    order) at a small width, made from papg-bench's paper AGW with seeded weights and batch-norm statistics."""
+    from papg_bench.config import make_config
+    from papg_bench.reid_baselines import agw
+    from papg_bench.reid_baselines.config import TrainConfig
+    from papg_bench.reid_baselines.interchange import agw_state_from_reference
+
+    torch = pytest.importorskip("torch")
+    cfg = make_config(TrainConfig, "paper", overrides={"pretrained": "none", "width": width, "size": (64, 32)})
+    torch.manual_seed(seed)
+    model = agw.build(cfg, classes)
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, tensor in model.state_dict().items():
+            if name.endswith("running_var"):
+                tensor.copy_(torch.rand(tensor.shape, generator=generator) + 0.5)
+            elif name.endswith(("running_mean", "bias")) or "bn" in name or "bottleneck" in name:
+                tensor.copy_(torch.randn(tensor.shape, generator=generator) * 0.1 + (name.endswith("weight")))
+    ours = model.state_dict()
+    released = {}
+    for key in reference_keys("agw_embed_net_395.txt"):
+        mapped = agw_state_from_reference({key: torch.zeros(())}) or agw_state_from_reference(
+            {_analogue(key): torch.zeros(())})
+        source = next(iter(mapped))
+        released[key] = ours[source].clone()
+    return released, model
+
+
+def _save_released(path: Path, net: dict, epoch: int = 40) -> Path:
+    torch = pytest.importorskip("torch")
+    torch.save({"net": net, "cmc": np.array([0.475, 0.8], dtype=np.float32), "mAP": np.float64(0.4765),
+                "mINP": np.float64(0.353), "epoch": epoch}, path)
+    return path
+
+
+def test_a_released_agw_checkpoint_becomes_a_run_that_evaluate_and_report_use(ws: Workspace, tmp_path: Path,
+                                                                              capsys) -> None:  # noqa: ANN001
+    from papg_bench.data.store import open_store
+    from papg_bench.reid_baselines.features import extract_features
+    from papg_bench.reid_baselines.imports import import_run
+    from papg_bench.reid_baselines.trainer import modality_codes
+
+    net, model = released_agw()
+    assert len(net) == 1025
+    file = _save_released(tmp_path / RELEASED_NAME, net)
+    outcome = import_run(ws, "sysu", file, size=(64, 32))
+    assert outcome.status == "imported" and outcome.run_dir == ws.run_dir("sysu", "agw-imported")
+    imported = outcome.summary["imported"]
+    assert imported["sha256"] == sha256_file(file) and imported["from"] == str(file.resolve())
+    assert (imported["epoch"], imported["mAP"], imported["rank1"]) == (40, pytest.approx(0.4765), pytest.approx(0.475))
+    assert outcome.summary["identities"] == 8 and outcome.summary["run_config"]["train"]["nl_inter"] == "one"
+    assert import_run(ws, "sysu", file, size=(64, 32)).status == "unchanged"
+
+    results = tmp_path / "results"
+    evaluated = evaluate_run(ws, "sysu", run="agw-imported", device="cpu", progress=False, trials=TRIALS,
+                             out_dir=results, save_features=tmp_path / "imported.npz")
+    for record in evaluated.records:
+        assert record["imported"] == imported and (record["baseline"], record["augment"], record["seed"]) == (
+            "agw", "none", 0)
+        assert record["selection"]["by"] == "imported"
+    # the run's features are the released network's: the same weights, extracted here directly
+    store = open_store(ws.dataset_dir("sysu"))
+    table = load_features(tmp_path / "imported.npz")
+    rows = np.array([store.row_of_path()[p] for p in table.paths])
+    direct = extract_features(model, store.images, rows, modality_codes(store.modalities[rows]), (64, 32),
+                              pytest.importorskip("torch").device("cpu"))
+    np.testing.assert_allclose(table.features, direct, atol=1e-5)
+
+    assert main(["--work", str(ws.root), "report", "-d", "sysu", "--results", str(results), "--out",
+                 str(tmp_path / "report"), "--no-plots", "--format", "md"]) == 0
+    assert "AGW" in capsys.readouterr().out
+
+
+def test_import_run_names_the_first_tensor_that_does_not_fit(ws: Workspace, tmp_path: Path, capsys) -> None:
+    from papg_bench.reid_baselines.imports import import_run
+
+    torch = pytest.importorskip("torch")
+    net, _ = released_agw(seed=1)
+    bad = dict(net)
+    bad["base_resnet.base.layer3.2.conv2.weight"] = torch.zeros(32, 32, 1, 1)
+    with pytest.raises(UserError, match=r"'base_resnet\.base\.layer3\.2\.conv2\.weight' has shape 32x32x1x1, the AGW "
+                                        r"network \(ResNet-50 width 8, 8 classes, non-local inter-channels one\) needs "
+                                        r"32x32x3x3"):
+        import_run(ws, "sysu", _save_released(tmp_path / "bad.t", bad), run="bad", size=(64, 32))
+    missing = {k: v for k, v in net.items() if not k.startswith("NL_3.2.")}
+    with pytest.raises(UserError, match="tensor\\(s\\) of the AGW network .* are missing"):
+        import_run(ws, "sysu", _save_released(tmp_path / "missing.t", missing), run="bad", size=(64, 32))
+    with pytest.raises(UserError, match="'head.weight' is not a tensor of the released network"):
+        import_run(ws, "sysu", _save_released(tmp_path / "other.t", {**net, "head.weight": torch.zeros(1)}),
+                   run="bad", size=(64, 32))
+    assert not ws.run_dir("sysu", "bad").exists()
+
+    torch.save({"net": net, "args": object.__new__(type("Options", (), {}))}, tmp_path / "pickled.t")
+    args = ["--work", str(ws.root), "import-run", "-d", "sysu", "--size", "64x32", "--run", "cli"]
+    assert main(args + ["--from", str(tmp_path / "pickled.t")]) == 2
+    assert "does not run code from a checkpoint" in capsys.readouterr().err
+    assert main(args + ["--from", str(tmp_path / "none.t")]) == 2
+    assert main(args + ["--from", str(tmp_path / "bad.t"), "--baseline", "cgrnet"]) == 2
+    assert main(args + ["--from", str(_save_released(tmp_path / RELEASED_NAME, net))]) == 0
+    assert "imported from" in capsys.readouterr().out
+    other = _save_released(tmp_path / "other_best.t", net, epoch=60)
+    assert main(args + ["--from", str(other)]) == 2
+    assert "--force" in capsys.readouterr().err
+    assert main(args + ["--from", str(other), "--force"]) == 0
