@@ -98,25 +98,26 @@ def prepare(
     ctx: typer.Context,
     dataset: Annotated[str, typer.Option("--dataset", "-d", help=f"Layout of --root: {' or '.join(dataset_names())}.")],
     root: Annotated[Path, typer.Option("--root", help="Dataset root in the official layout.")],
-    size: Annotated[str, typer.Option(help="Stored image size HxW.")] = "288x144",
+    size: Annotated[str | None, typer.Option(help="Stored image size HxW (default: the dataset's, 288x144).")] = None,
     name: Annotated[str | None, typer.Option(help="Store name in the workspace (default: --dataset).")] = None,
     workers: Annotated[int | None, typer.Option(help="Decoder processes (default: all cores).")] = None,
     skip_bad: Annotated[bool, typer.Option("--skip-bad", help="Leave out unreadable images.")] = False,
     force: Annotated[bool, typer.Option("--force", help="Rebuild even when the input is unchanged.")] = False,
 ) -> None:
     """Decode an official-layout dataset once into the workspace's image store."""
-    from papg_bench.data.layouts import read_layout
+    from papg_bench.catalog import get_dataset
     from papg_bench.data.prepare import prepare_store
 
     ws = workspace(ctx)
-    store_size = parse_size(size)
-    listing = read_layout(dataset, root)
+    kind = get_dataset(dataset)
+    store_size = parse_size(size) if size is not None else kind.default_size
+    listing = kind.read(root)
     target = ws.dataset_dir(name or dataset)
     result = prepare_store(listing, root, target, store_size, workers=workers, skip_bad=skip_bad, force=force)
     if result.status == "unchanged":
         out.print(f"{target}: unchanged ({result.count} images); use --force to rebuild.")
     else:
-        out.print(f"{target}: stored {result.count} images at {size}.")
+        out.print(f"{target}: stored {result.count} images at {store_size[0]}x{store_size[1]}.")
     for item in result.skipped:
         err.print(f"[yellow]skipped[/] {item['path']}: {item['error']}")
 
@@ -160,7 +161,8 @@ def evaluate(
     dataset: Annotated[str, typer.Option(
         "--dataset", "-d", help=f"Whose protocol: {' or '.join(dataset_names())}.")],
     features: Annotated[Path | None, typer.Option(
-        "--features", help="An .npz with 'features' (N x D) and 'paths' (N paths relative to --root).")] = None,
+        "--features", help="An .npz with 'features' (N x D) and 'paths' (N paths relative to --root); with "
+        "--format official, a folder of the dataset authors' feature files.")] = None,
     root: Annotated[Path | None, typer.Option("--root", help="Dataset root in the official layout.")] = None,
     mode: Annotated[str | None, typer.Option(
         "--mode", help="SYSU: all or indoor; RegDB: v2t or t2v (default: both).")] = None,
@@ -217,6 +219,8 @@ def evaluate(
 
         if features is not None:
             raise UserError("give either --features or --baseline/--run, not both.")
+        if features_format != "npz" or features_name is not None:
+            raise UserError("--format and --name say how to read --features; a run's features are extracted.")
         result = evaluate_run(
             workspace(ctx, writable=out_dir is None), dataset, baseline or "agw", augment, seed, run=run,
             modes=(mode,) if mode else None,
@@ -229,9 +233,6 @@ def evaluate(
         if save_features is not None:
             out.print(f"features: {save_features.resolve()}", highlight=False, soft_wrap=True)
         return
-    if features_format != "npz" or features_name is not None:
-        if features is None:
-            raise UserError("--format and --name say how to read --features; a run's features are extracted.")
     if save_features is not None:
         raise UserError("--save-features writes a run's features: give --baseline/--run (--features are saved "
                         "already).")
@@ -647,6 +648,31 @@ def import_run_command(
     out.print(f"{outcome.run_dir}: {what} from {imported['from']} (sha256 {imported['sha256'][:16]}, epoch "
               f"{imported['epoch']}, {outcome.summary['identities']} classes); evaluate with `papg-bench evaluate -d "
               f"{dataset} --run {outcome.run_dir.name}`", highlight=False, soft_wrap=True)
+
+
+@app.command("import-generator")
+def import_generator_command(
+    ctx: typer.Context,
+    dataset: Dataset,
+    a2b: Annotated[Path, typer.Option("--a2b", help="The released netG_A2B.pth (visible -> infrared).")],
+    b2a: Annotated[Path, typer.Option("--b2a", help="The released netG_B2A.pth (infrared -> visible).")],
+    name: Annotated[str, typer.Option("--name", help="Generator run: <work>/generators/<dataset>/<name>/.")],
+    pose_map: Annotated[str, typer.Option(
+        help="Pose input the checkpoints were trained with: skeleton (the released 3-channel pose image) or "
+        "heatmaps.")] = "skeleton",
+    size: Annotated[str, typer.Option(help="Size HxW the generators work at (the released 288x144).")] = "288x144",
+    trial: Annotated[int, typer.Option(help="RegDB: trial whose training identities generate translates.")] = 0,
+    force: Annotated[bool, typer.Option("--force", help="Replace another run of that name.")] = False,
+) -> None:
+    """The released PAPG generators as a generator run: generate --run NAME uses it like a trained one."""
+    from papg_bench.generators.released import import_generator
+
+    made = import_generator(workspace(ctx), dataset, a2b, b2a, name, pose_map=pose_map, size=parse_size(size),
+                            trial=trial, force=force)
+    what = "unchanged (the same files; --force to import again)" if made.status == "unchanged" else "imported"
+    digests = ", ".join(f"{k} sha256 {v['sha256'][:16]}" for k, v in made.imported.items() if isinstance(v, dict))
+    out.print(f"{made.run_dir}: {what} ({digests}); write its set with `papg-bench generate -d {dataset} --run "
+              f"{name}`", highlight=False, soft_wrap=True)
 
 
 # --- report / demo ---

@@ -88,6 +88,8 @@ def test_cli_save_features(ws: Workspace, trained, tmp_path: Path, capsys) -> No
     assert record["features"] == str(file.resolve())
     assert main(args + ["--save-features", str(tmp_path)]) == 2  # a folder, not a file
     assert "is a folder" in capsys.readouterr().err
+    assert main(args + ["--format", "official"]) == 2
+    assert "--format and --name say how to read --features" in capsys.readouterr().err
     root = record["root"]
     assert main(["--work", str(ws.root), "evaluate", "-d", "sysu", "--features", str(file), "--root", root,
                  "--save-features", str(tmp_path / "x.npz")]) == 2
@@ -215,6 +217,10 @@ REFERENCE = Path(__file__).parent / "data" / "reference"
 RELEASED_NAME = "sysu_agw_p4_n8_lr_0.1_seed_0_best.t"
 
 
+class Options:
+    """Stands for an object a training script might pickle next to its weights."""
+
+
 def reference_keys(name: str) -> list[str]:
     return [line.split()[0] for line in (REFERENCE / name).read_text().splitlines() if line and line[0] != "#"]
 
@@ -321,7 +327,7 @@ def test_import_run_names_the_first_tensor_that_does_not_fit(ws: Workspace, tmp_
                    run="bad", size=(64, 32))
     assert not ws.run_dir("sysu", "bad").exists()
 
-    torch.save({"net": net, "args": object.__new__(type("Options", (), {}))}, tmp_path / "pickled.t")
+    torch.save({"net": net, "args": Options()}, tmp_path / "pickled.t")  # an argparse-like object: code
     args = ["--work", str(ws.root), "import-run", "-d", "sysu", "--size", "64x32", "--run", "cli"]
     assert main(args + ["--from", str(tmp_path / "pickled.t")]) == 2
     assert "does not run code from a checkpoint" in capsys.readouterr().err
@@ -333,3 +339,96 @@ def test_import_run_names_the_first_tensor_that_does_not_fit(ws: Workspace, tmp_
     assert main(args + ["--from", str(other)]) == 2
     assert "--force" in capsys.readouterr().err
     assert main(args + ["--from", str(other), "--force"]) == 0
+
+
+# --- released PAPG generators in ----------------------------------------------------------------------------
+
+_RELEASED_NON_LOCAL = {"g": "g.0", "out": "W.0", "bn": "W.1", "theta": "theta", "phi": "phi"}
+
+
+def released_generator_state(generator) -> dict:  # noqa: ANN001
+    """A papg-bench Generator's state dict under the released models.py names (``non_local_att``, ``g.0``,
+    ``W.0``, ``W.1``)."""
+    import re
+
+    out = {}
+    for key, value in generator.state_dict().items():
+        m = re.fullmatch(r"(model\.\d+)\.non_local\.(g|out|bn|theta|phi)\.(\w+)", key)
+        out[f"{m[1]}.non_local_att.{_RELEASED_NON_LOCAL[m[2]]}.{m[3]}" if m else key] = value.clone()
+    return out
+
+
+@pytest.fixture(scope="module")
+def gen_ws(tmp_path_factory: pytest.TempPathFactory) -> Workspace:
+    from generator_helpers import make_workspace as make_generator_workspace
+
+    return make_generator_workspace(tmp_path_factory.mktemp("released-generators"))
+
+
+def _released_pair(folder: Path, channels: int = 8, seed: int = 0):  # noqa: ANN202 - (a2b, b2a, networks)
+    torch = pytest.importorskip("torch")
+    from papg_bench.generators.papg import build_networks
+
+    torch.manual_seed(seed)
+    gens, _ = build_networks(3, channels, 8, 2, True, "dot", "paper")
+    folder.mkdir(parents=True, exist_ok=True)
+    a2b, b2a = folder / "netG_A2B.pth", folder / "netG_B2A.pth"
+    torch.save(released_generator_state(gens.v2i), a2b)  # as the released train.py: the state dict alone
+    torch.save(released_generator_state(gens.i2v), b2a)
+    return a2b, b2a, gens
+
+
+def test_released_generators_become_a_run_that_generate_uses(gen_ws: Workspace, tmp_path: Path) -> None:
+    torch = pytest.importorskip("torch")
+    from papg_bench.generators.released import import_generator
+    from papg_bench.generators.synthesis import generate
+    from papg_bench.generators.trainer import load_generators
+
+    a2b, b2a, gens = _released_pair(tmp_path / "output")
+    released = set(reference_keys("papg_generator.txt"))
+    names = set(torch.load(a2b, weights_only=True))
+    assert {k for k in names if k.startswith("model.10.")} <= released  # the released models.py's names
+    made = import_generator(gen_ws, "sysu", a2b, b2a, "released", size=(48, 32))
+    assert made.status == "imported"
+    assert made.imported["netG_A2B"] == {"from": str(a2b.resolve()), "sha256": sha256_file(a2b)}
+    assert made.imported["netG_B2A"]["sha256"] == sha256_file(b2a)
+    assert (made.config["config"]["channels"], made.config["config"]["blocks"]) == (8, 2)
+    cfg, loaded, state = load_generators(made.run_dir / "generators.pt", torch.device("cpu"))
+    assert state["imported"] == made.imported and cfg.pose and cfg.attention
+    for ours, theirs in ((loaded.v2i, gens.v2i), (loaded.i2v, gens.i2v)):
+        for key, value in theirs.state_dict().items():
+            assert torch.equal(ours.state_dict()[key], value), key
+    assert import_generator(gen_ws, "sysu", a2b, b2a, "released", size=(48, 32)).status == "unchanged"
+
+    result = generate(gen_ws, "sysu", run="released", device="cpu", score=True, png_dir=tmp_path / "png")
+    assert result.count > 0 and result.quality is not None
+    assert result.generator_sha256 == sha256_file(made.run_dir / "generators.pt")
+    assert any((tmp_path / "png" / "B").rglob("*.png")) and any((tmp_path / "png" / "A").rglob("*.png"))
+
+
+def test_import_generator_names_the_first_tensor_that_does_not_fit(gen_ws: Workspace, tmp_path: Path,
+                                                                   capsys) -> None:
+    torch = pytest.importorskip("torch")
+    from papg_bench.generators.released import import_generator
+
+    a2b, b2a, _ = _released_pair(tmp_path / "good")
+    _, wide, _ = _released_pair(tmp_path / "wide", channels=16)
+    with pytest.raises(UserError, match=r"--b2a .*netG_B2A.pth: 'model.1.weight' has shape 16x6x7x7, the PAPG "
+                                        r"generator \(width 8, 2 blocks, pose skeleton, attention\) needs 8x6x7x7"):
+        import_generator(gen_ws, "sysu", a2b, wide, "bad", size=(48, 32))
+    state = torch.load(a2b, weights_only=True)
+    state["model.11.non_local_att.W.0.weight"] = torch.zeros(32, 4, 1, 1)
+    torch.save(state, tmp_path / "bad_A2B.pth")
+    with pytest.raises(UserError, match=r"'model.11.non_local_att.W.0.weight' has shape 32x4x1x1"):
+        import_generator(gen_ws, "sysu", tmp_path / "bad_A2B.pth", b2a, "bad", size=(48, 32))
+    with pytest.raises(UserError, match=r"takes 6 input channels .* --pose-map heatmaps gives 18"):
+        import_generator(gen_ws, "sysu", a2b, b2a, "bad", size=(48, 32), pose_map="heatmaps")
+    assert not gen_ws.generator_dir("sysu", "bad").exists()
+
+    args = ["--work", str(gen_ws.root), "import-generator", "-d", "sysu", "--size", "48x32", "--name", "cli"]
+    assert main(args + ["--a2b", str(a2b), "--b2a", str(b2a)]) == 0
+    assert "imported" in capsys.readouterr().out
+    assert main(args + ["--a2b", str(b2a), "--b2a", str(a2b)]) == 2  # other files, same name
+    assert "--force" in capsys.readouterr().err
+    assert main(args + ["--a2b", str(tmp_path / "none.pth"), "--b2a", str(b2a), "--force"]) == 2
+    assert main(["--work", str(gen_ws.root), "generate", "-d", "sysu", "--run", "cli", "--device", "cpu"]) == 0

@@ -4,9 +4,9 @@ The released AGW ``train.py`` (``mangye16/Cross-Modal-Re-ID-baseline``) saves
 ``{"net": embed_net.state_dict(), "cmc": ..., "mAP": ..., "mINP": ..., "epoch": ...}`` as
 ``<dataset>_agw_p4_n8_lr_0.1_seed_0_best.t``. :func:`import_run` maps ``net`` onto papg-bench's ``agw``
 model (:func:`~papg_bench.reid_baselines.interchange.agw_state_from_reference`), builds that model with the
-checkpoint's shapes (classes from the classifier, width from layer1's first block, non-local inter-channels 1 or C/2,
-no non-local blocks when the file has none) and the ``paper`` preset otherwise, and writes a finished run
-folder in papg-bench's own format::
+checkpoint's shapes (classes from the classifier, width from layer1's first block, non-local inter-channels
+1 or C/2, no non-local blocks when the file has none) and the ``paper`` preset otherwise (features in fp32,
+as the released ``test.py``), and writes a finished run folder in papg-bench's own format::
 
     runs/<dataset>/<run>/config.json     the settings, with "imported": {from, sha256, epoch, mAP, rank1}
     runs/<dataset>/<run>/checkpoint.pt   papg-bench's checkpoint of the model
@@ -90,9 +90,9 @@ def _agw_settings(mapped: Mapping[str, torch.Tensor], names: Mapping[str, str], 
                             f"{'x'.join(map(str, theta.shape))}: the released non-local blocks have 1 inter-channel "
                             "(or C/2); a checkpoint of another network?")
         nl_inter = "one" if theta.shape[0] == 1 else "half"
-    cfg = make_config(TrainConfig, "paper", overrides={
+    cfg = make_config(TrainConfig, "paper", overrides={  # evaluated in fp32, as the released test.py
         "pretrained": "none", "width": width, "non_local": non_local, "nl_inter": nl_inter, "size": size,
-        "trial": trial}).validate()
+        "trial": trial, "precision": "fp32"}).validate()
     classes = int(classifier.shape[0])
     blocks = f"non-local inter-channels {nl_inter}" if non_local else "no non-local blocks"
     return cfg, classes, f"the AGW network (ResNet-50 width {width}, {classes} classes, {blocks})"
@@ -121,7 +121,10 @@ def import_run(
     loaded = read_released(source, "--from")
     if not isinstance(loaded, Mapping):
         raise UserError(f"--from {source} holds a {type(loaded).__name__}, not a state dict or a dict with 'net'.")
-    mapped = agw_state_from_reference(loaded)
+    try:
+        mapped = agw_state_from_reference(loaded)
+    except UserError as exc:
+        raise UserError(f"--from {source}: {exc}") from None
     names = released_names(loaded, agw_state_from_reference)
     cfg, classes, network = _agw_settings(mapped, names, str(source), size or RELEASED_SIZE, trial)
     model = get_baseline(baseline).build_model(cfg, classes)

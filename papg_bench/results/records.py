@@ -12,7 +12,8 @@ Record fields (format 1)::
     distance         "cosine" | "euclidean";  backend: "torch" | "faiss-cpu" | "faiss-gpu"
     baseline         "agw" | "cgrnet" | "dart" | null (features given by the user)
     augment          "none" | "papg" | ... | null;  seed: int | null;  run: run folder name | null
-    features         path of the features file, or null
+    features         path of the features file (or folder of official files, ``features_format``), or null
+    imported         for a run imported from a released checkpoint: {from, sha256, format, epoch, mAP, ...}
     trials           [{"trial": t, "cmc": [rank-1 .. rank-20 fractions], "mAP", "mINP",
                        "num_queries", "num_valid_queries"}]
     summary          {"rank1"|"rank5"|"rank10"|"rank20"|"mAP"|"mINP": {"mean", "std"}} (fractions)
