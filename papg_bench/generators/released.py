@@ -36,8 +36,7 @@ from papg_bench.pose.maps import pose_channels
 from papg_bench.reid_baselines.interchange import (
     check_state,
     papg_generator_from_reference,
-    read_released,
-    released_names,
+    read_mapped,
 )
 from papg_bench.training import save_checkpoint
 from papg_bench.workspace import Workspace, atomic_path, atomic_write_json, sha256_file
@@ -56,14 +55,8 @@ class ImportedGenerator:
 
 
 def _read(option: str, path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
-    loaded = read_released(path, option)
-    if not isinstance(loaded, Mapping):
-        raise UserError(f"{option} {path} holds a {type(loaded).__name__}, not a generator's state dict.")
-    try:
-        mapped = papg_generator_from_reference(loaded)
-    except UserError as exc:
-        raise UserError(f"{option} {path}: {exc}") from None
-    return mapped, released_names(loaded, papg_generator_from_reference)
+    mapped, names, _ = read_mapped(path, option, papg_generator_from_reference, "a generator's state dict")
+    return mapped, names
 
 
 def _settings(mapped: Mapping[str, torch.Tensor], where: str, pose_map: str, size: tuple[int, int],

@@ -33,7 +33,7 @@ from papg_bench.config import make_config
 from papg_bench.data.store import open_store
 from papg_bench.errors import UserError
 from papg_bench.reid_baselines.config import TrainConfig
-from papg_bench.reid_baselines.interchange import agw_state_from_reference, check_state, read_released, released_names
+from papg_bench.reid_baselines.interchange import agw_state_from_reference, check_state, read_mapped
 from papg_bench.reid_baselines.registry import get_baseline
 from papg_bench.reid_baselines.trainer import CHECKPOINT_KIND
 from papg_bench.training import save_checkpoint
@@ -118,14 +118,8 @@ def import_run(
                         f"(--baseline {' or '.join(IMPORTABLE)}).")
     open_store(ws.dataset_dir(dataset), f"store for --dataset {dataset}")
     source = Path(source).expanduser().resolve()
-    loaded = read_released(source, "--from")
-    if not isinstance(loaded, Mapping):
-        raise UserError(f"--from {source} holds a {type(loaded).__name__}, not a state dict or a dict with 'net'.")
-    try:
-        mapped = agw_state_from_reference(loaded)
-    except UserError as exc:
-        raise UserError(f"--from {source}: {exc}") from None
-    names = released_names(loaded, agw_state_from_reference)
+    mapped, names, loaded = read_mapped(source, "--from", agw_state_from_reference,
+                                        "a state dict or a dict with 'net'")
     cfg, classes, network = _agw_settings(mapped, names, str(source), size or RELEASED_SIZE, trial)
     model = get_baseline(baseline).build_model(cfg, classes)
     check_state(model.state_dict(), mapped, names, str(source), network)

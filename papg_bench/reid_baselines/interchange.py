@@ -195,6 +195,20 @@ def check_state(expected: Mapping[str, torch.Tensor], given: Mapping[str, torch.
                         f"{missing[0]!r}: a checkpoint of another network?")
 
 
+def read_mapped(path: Path | str, option: str, mapping: Any,
+                expected: str) -> tuple[dict[str, torch.Tensor], dict[str, str], Mapping[str, Any]]:
+    """A released file read with :func:`read_released` and mapped by ``mapping`` (one of the functions above):
+    (papg-bench's state dict, its names in the file, the file's content). Errors name ``option`` and the file."""
+    loaded = read_released(path, option)
+    if not isinstance(loaded, Mapping):
+        raise UserError(f"{option} {path} holds a {type(loaded).__name__}, not {expected}.")
+    try:
+        mapped = mapping(loaded)
+    except UserError as exc:
+        raise UserError(f"{option} {path}: {exc}") from None
+    return mapped, released_names(loaded, mapping), loaded
+
+
 def released_names(state: Mapping[str, object], mapping: Any) -> dict[str, str]:
     """Mapped name -> the name in the released file, for messages (``mapping``: one of the functions above)."""
     plain = state["net"] if isinstance(state.get("net"), Mapping) else state
