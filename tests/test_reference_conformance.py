@@ -169,7 +169,8 @@ def test_agw_gem_is_the_released_formula() -> None:
     x = torch.rand(2, 5, 6, 3)
     x[0, 1] = 0.0  # a dead channel: where the released form and the clamped one part
     released = (x.flatten(2).pow(3.0).mean(-1) + 1e-12).pow(1 / 3.0)
-    torch.testing.assert_close(agw.GeM(3.0, form="released")(x), released, rtol=0, atol=0)
+    # the same formula; a tolerance of float32 rounding, since the two need not run the same pow kernel
+    torch.testing.assert_close(agw.GeM(3.0, form="released")(x), released, rtol=1e-6, atol=1e-7)
     clamped = agw.GeM(3.0, form="clamped")(x)
     assert clamped[0, 1].item() == pytest.approx(1e-6) and released[0, 1].item() == pytest.approx(1e-4)
     assert make_config(TrainConfig, "paper").gem_form == "released"
