@@ -22,9 +22,9 @@ import torch
 from torch import nn
 
 from papg_bench.data.store import open_store
+from papg_bench.pose.diagnostics import detection_rates, pck
 from papg_bench.pose.estimators import build_estimator
 from papg_bench.pose.importers import import_keypoints
-from papg_bench.pose.report import detection_rates, pck
 
 
 class RandomSimCC(nn.Module):

@@ -24,7 +24,7 @@ import torch
 
 from papg_bench.data.store import open_store
 from papg_bench.data.synthvi_body import sample_identity
-from papg_bench.reid_baselines.features import extract_features
+from papg_bench.reid_baselines.extraction import extract_features
 from papg_bench.reid_baselines.run import config_from_run, load_run_model
 
 

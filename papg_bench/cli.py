@@ -15,6 +15,7 @@ from papg_bench.catalog import dataset_names
 from papg_bench.data.synthvi_materials import DEFAULT_INFRARED, check_infrared
 from papg_bench.errors import UserError, os_error_message
 from papg_bench.numerics import THREADS_ENV
+from papg_bench.stages import DONE, REUSED
 from papg_bench.workspace import WORK_ENV, Workspace
 
 app = typer.Typer(
@@ -114,12 +115,17 @@ def prepare(
     listing = kind.read(root)
     target = ws.dataset_dir(name or dataset)
     result = prepare_store(listing, root, target, store_size, workers=workers, skip_bad=skip_bad, force=force)
-    if result.status == "unchanged":
-        out.print(f"{target}: unchanged ({result.count} images); use --force to rebuild.")
+    if result.status == REUSED:
+        out.print(f"{target}: reused ({result.count} images, prepared from the same files); use --force to rebuild.")
     else:
         out.print(f"{target}: stored {result.count} images at {store_size[0]}x{store_size[1]}.")
     for item in result.skipped:
         err.print(f"[yellow]skipped[/] {item['path']}: {item['error']}")
+
+
+def _print_files(files: list[Path], verb: str = "wrote") -> None:
+    for path in files:
+        out.print(f"{verb} {path}", markup=False, highlight=False, soft_wrap=True)
 
 
 # --- synth ---
@@ -147,8 +153,8 @@ def synth(
     result = synthesize(out_dir, layout, preset=preset, seed=seed, ids=ids,
                         size=parse_size(size) if size is not None else None, workers=workers, force=force,
                         infrared=infrared)
-    if result.status == "unchanged":
-        out.print(f"{result.root}: unchanged ({result.images} images); use --force to render again.")
+    if result.status == REUSED:
+        out.print(f"{result.root}: reused ({result.images} images, the same parameters); use --force to render again.")
     else:
         out.print(f"{result.root}: rendered {result.images} images in {result.seconds:.1f} s.")
     if preview is not None:
@@ -169,6 +175,9 @@ def evaluate(
     shots: Annotated[int, typer.Option("--shots", help="SYSU gallery: 1 (single-shot) or 10 (multi-shot).")] = 1,
     sampling: Annotated[str, typer.Option(
         "--sampling", help="SYSU gallery: seed (random.seed(trial)) or official (exp/rand_perm_cam.mat).")] = "seed",
+    split_file: Annotated[Path | None, typer.Option(
+        "--split-file", help="With --sampling official: the dataset authors' split file when it is not under the "
+        "root (SYSU-MM01: rand_perm_cam.mat from wuancong/SYSU-MM01, evaluation/data_split/).")] = None,
     trials: Annotated[str | None, typer.Option(
         "--trials", help="A range (0-9) or a list (1,3,5); default SYSU 0-9, RegDB every trial (1-10).")] = None,
     backend: Annotated[str, typer.Option(
@@ -224,7 +233,8 @@ def evaluate(
         result = evaluate_run(
             workspace(ctx, writable=out_dir is None), dataset, baseline or "agw", augment, seed, run=run,
             modes=(mode,) if mode else None,
-            shots=shots, sampling=sampling, trials=trials, flip_test=flip_test, feature=feature, distance=distance,
+            shots=shots, sampling=sampling, split_file=split_file, trials=trials, flip_test=flip_test,
+            feature=feature, distance=distance,
             backend=backend, rerank=RerankOptions(k1, k2, lambda_value) if rerank else None, device=device,
             force=force, top_k=top_k, out_dir=out_dir, save_features=save_features)
         out.print(summary_table(result.records, title=f"{result.run} (percent, mean ± std over trials)"))
@@ -241,8 +251,9 @@ def evaluate(
     if root is None:
         raise UserError(f"--root is required with --features: the {dataset} dataset root the paths are relative to.")
     options = ProtocolOptions(
-        shots=shots, sampling=sampling, trials=parse_trials(trials, dataset), distance=distance, backend=backend,
-        device=device, rerank=RerankOptions(k1, k2, lambda_value) if rerank else None, top_k=top_k,
+        shots=shots, sampling=sampling, split_file=split_file, trials=parse_trials(trials, dataset),
+        distance=distance, backend=backend, device=device,
+        rerank=RerankOptions(k1, k2, lambda_value) if rerank else None, top_k=top_k,
     )
     target = out_dir if out_dir is not None else workspace(ctx).results_dir(dataset)
     saved = evaluate_features_file(features, root, dataset, options, target, modes=[mode] if mode else None,
@@ -280,8 +291,7 @@ def export_features_command(
     made = export_features(ws, dataset, fmt, out_path, run=run, features=features, root=root, name=name,
                            feature=feature, flip_test=flip_test, device=device)
     out.print(f"{made.rows} features as {made.fmt}:", highlight=False)
-    for path in made.files:
-        out.print(f"wrote {path}", markup=False, highlight=False, soft_wrap=True)
+    _print_files(made.files)
 
 
 # --- pose ---
@@ -314,7 +324,7 @@ def pose(
     force: Annotated[bool, typer.Option("--force", help="Redo keypoints even when the input is unchanged.")] = False,
 ) -> None:
     """18 OpenPose keypoints per store image (estimated or imported) and their quality report."""
-    from papg_bench.pose.report import report_tables
+    from papg_bench.pose.diagnostics import report_tables
     from papg_bench.pose.run import run_pose
 
     store = workspace(ctx).dataset_dir(dataset)
@@ -324,9 +334,12 @@ def pose(
         threshold=threshold, rcnn_min_size=rcnn_min_size, preview=preview, eval_against=eval_against,
         eval_format=format_ if from_ is None else "auto", export=export, force=force,
     )
-    what = {"imported": f"imported from {from_}", "estimated": f"estimated with {result.meta.get('estimator')}",
-            "unchanged": "unchanged (same input as last time; --force to redo)",
-            "existing": "existing keypoints"}[result.status]
+    if result.status == REUSED:
+        what = "reused (same input as last time; --force to redo)" if from_ or estimator else "existing keypoints"
+    elif result.meta.get("source") == "import":
+        what = f"imported from {from_}"
+    else:
+        what = f"estimated with {result.meta.get('estimator')}"
     out.print(f"{store / 'poses.npy'}: {result.count} poses, {what}.")
     for note in result.notes:
         err.print(f"[yellow]note[/] {note}")
@@ -413,9 +426,9 @@ def train_generator_command(
                                  compile=compile, channels_last=channels_last, winograd=winograd)
     finally:
         cleanup_distributed()
-    if result.status == "unchanged":
-        out.print(f"{result.run_dir}: already trained with these settings and data ({result.epochs_done} epochs); "
-                  "delete the folder or change a setting to retrain.", highlight=False)
+    if result.status == REUSED:
+        out.print(f"{result.run_dir}: reused: already trained with these settings and data "
+                  f"({result.epochs_done} epochs); delete the folder or change a setting to retrain.", highlight=False)
     else:
         out.print(f"{result.run_dir}: {result.epochs_done} epochs, {result.steps} steps, "
                   f"{result.pairs_per_second:.2f} pairs/s -> {result.generators}", highlight=False)
@@ -460,7 +473,7 @@ def generate(
         default_run = "counterparts-other" if other_moment else "counterparts"
         result = write_counterparts(workspace(ctx), dataset, run=run or default_run, trial=trial, force=force,
                                     other_moment=other_moment, seed=seed, display=display)
-        what = "unchanged (same store; --force to redo)" if result.status == "unchanged" else "written"
+        what = "reused (same store; --force to redo)" if result.status == REUSED else "written"
         out.print(f"{result.path}: {result.count} true counterparts, {what}; train with --augment "
                   f"gen:{result.path.name} (or --augment papg --generated-run {result.path.name})", highlight=False)
         return
@@ -469,7 +482,7 @@ def generate(
                         "trial and seed it was trained with.")
     result = generate_images(workspace(ctx), dataset, run=run or "papg", batch_size=batch_size, device=device,
                              png_dir=png, score=score, force=force, display=display)
-    what = "unchanged (same generator and store; --force to redo)" if result.status == "unchanged" else "written"
+    what = "reused (same generator and store; --force to redo)" if result.status == REUSED else "written"
     out.print(f"{result.path}: {result.count} images, {what}; generator sha256 {result.generator_sha256[:16]}",
               highlight=False)
     if result.png_dir:
@@ -504,14 +517,14 @@ def import_generated_command(
     result = import_generated(ws, dataset, from_, layout, name, display=display, mapping=mapping, trial=trial,
                               force=force)
     directions = ", ".join(f"{d} {n}" for d, n in result.manifest["rows"]["directions"].items())
-    what = "unchanged (same files; --force to redo)" if result.status == "unchanged" else "imported"
+    what = "reused (same files; --force to redo)" if result.status == REUSED else "imported"
     out.print(f"{result.path}: {result.count} images ({directions}) {what} as {result.manifest['display']!r}; "
               f"train with --augment gen:{name}", highlight=False, soft_wrap=True)
     if score:
         from papg_bench.generators.quality import quality_tables
         from papg_bench.generators.synthesis import score_set
 
-        quality, _ = score_set(ws, dataset, name, force=result.status == "generated" or force)
+        quality, _ = score_set(ws, dataset, name, force=result.status == DONE or force)
         for table in quality_tables(quality):
             out.print(table)
 
@@ -559,9 +572,12 @@ def train(
     graph_layers: _Int = None,
     graph_topk: _Int = None,
     graph_scale: _Float = None,
+    dart_variant: Annotated[str | None, typer.Option(
+        help="DART: twin (the released two networks with co-selection) or single (one weighted network).")] = None,
     dart_warmup: Annotated[int | None, typer.Option(help="DART: epochs before clean-probability weighting.")] = None,
-    dart_gmm_iterations: _Int = None,
+    dart_gmm_iterations: Annotated[int | None, typer.Option(help="DART single: EM steps of its mixture.")] = None,
     dart_threshold: _Float = None,
+    dart_margin: Annotated[float | None, typer.Option(help="DART twin: the robust triplet's margin.")] = None,
     size: Annotated[str | None, typer.Option(help="Training image size HxW (288x144 paper).")] = None,
     pad: _Int = None,
     flip: Annotated[bool | None, typer.Option("--flip/--no-flip")] = None,
@@ -629,9 +645,13 @@ def import_run_command(
     ctx: typer.Context,
     dataset: Dataset,
     from_: Annotated[Path, typer.Option(
-        "--from", help="The released train.py's checkpoint, e.g. sysu_agw_p4_n8_lr_0.1_seed_0_best.t.")],
-    baseline: Annotated[str, typer.Option(help="Whose checkpoint: agw (mangye16/Cross-Modal-Re-ID-baseline).")
+        "--from", help="The released checkpoint, e.g. sysu_agw_p4_n8_lr_0.1_seed_0_best.t (AGW train.py) or "
+                       "release_sysu_dart_nr20_net1.t (the first of DART run.py's two networks).")],
+    baseline: Annotated[str, typer.Option(
+        help="Whose checkpoint: agw (mangye16/Cross-Modal-Re-ID-baseline) or dart (XLearning-SCU/2022-CVPR-DART).")
                         ] = "agw",
+    net2: Annotated[Path | None, typer.Option(
+        "--net2", help="DART: the second network's file (default: --from with _net1.t read as _net2.t).")] = None,
     run: Annotated[str | None, typer.Option(help="Run folder name (default <baseline>-imported).")] = None,
     seed: Annotated[int, typer.Option(help="The seed the checkpoint was trained with, for the report.")] = 0,
     trial: Annotated[int, typer.Option(help="RegDB: the trial the checkpoint was trained on.")] = 1,
@@ -642,12 +662,14 @@ def import_run_command(
     from papg_bench.reid_baselines.imports import import_run
 
     outcome = import_run(workspace(ctx), dataset, from_, baseline=baseline, run=run, seed=seed, trial=trial,
-                         size=parse_size(size), force=force)
+                         size=parse_size(size), force=force, net2=net2)
     imported = outcome.summary["imported"]
-    what = "unchanged (the same file; --force to import again)" if outcome.status == "unchanged" else "imported"
-    out.print(f"{outcome.run_dir}: {what} from {imported['from']} (sha256 {imported['sha256'][:16]}, epoch "
-              f"{imported['epoch']}, {outcome.summary['identities']} classes); evaluate with `papg-bench evaluate -d "
-              f"{dataset} --run {outcome.run_dir.name}`", highlight=False, soft_wrap=True)
+    files = imported.get("files") or [{"from": imported["from"], "sha256": imported["sha256"]}]
+    sources = " and ".join(f"{f['from']} (sha256 {f['sha256'][:16]})" for f in files)
+    what = "reused (the same files; --force to import again)" if outcome.status == REUSED else "imported"
+    out.print(f"{outcome.run_dir}: {what} from {sources}, epoch {imported['epoch']}, "
+              f"{outcome.summary['identities']} classes; evaluate with `papg-bench evaluate -d {dataset} --run "
+              f"{outcome.run_dir.name}`", highlight=False, soft_wrap=True)
 
 
 @app.command("import-generator")
@@ -669,7 +691,7 @@ def import_generator_command(
 
     made = import_generator(workspace(ctx), dataset, a2b, b2a, name, pose_map=pose_map, size=parse_size(size),
                             trial=trial, force=force)
-    what = "unchanged (the same files; --force to import again)" if made.status == "unchanged" else "imported"
+    what = "reused (the same files; --force to import again)" if made.status == REUSED else "imported"
     digests = ", ".join(f"{k} sha256 {v['sha256'][:16]}" for k, v in made.imported.items() if isinstance(v, dict))
     out.print(f"{made.run_dir}: {what} ({digests}); write its set with `papg-bench generate -d {dataset} --run "
               f"{name}`", highlight=False, soft_wrap=True)
@@ -710,8 +732,7 @@ def report(
         out.print(made.markdown, markup=False, highlight=False, soft_wrap=True)
     for note in made.notes:
         err.print(f"[yellow]note:[/] {escape(note)}", highlight=False, soft_wrap=True)
-    for path in made.files:
-        out.print(f"wrote {path}", markup=False, highlight=False, soft_wrap=True)
+    _print_files(made.files, "wrote" if made.status == DONE else "reused (made from the same records)")
 
 
 @app.command()
@@ -764,8 +785,7 @@ def _figure_output(made: papg_bench.results.figures.Figures) -> None:
 
     for note in made.notes:
         err.print(f"[yellow]note:[/] {escape(note)}", highlight=False, soft_wrap=True)
-    for path in made.files:
-        out.print(f"wrote {path}", markup=False, highlight=False, soft_wrap=True)
+    _print_files(made.files)
 
 
 @figures.command("ranks")

@@ -27,6 +27,7 @@ from papg_bench.data.synthvi_materials import DEFAULT_INFRARED
 from papg_bench.errors import UserError
 from papg_bench.numerics import cpu_numerics, pinned_numerics
 from papg_bench.progress import console, shared_progress
+from papg_bench.stages import DONE, REUSED, is_done, output_mark, read_json, write_mark
 from papg_bench.workspace import Workspace, atomic_write_json
 
 DEMO_DATASET = "synthvi"
@@ -35,6 +36,8 @@ GENERATOR_RUN = "papg"
 # makes the demo reproducible to the last digit on machines with the same CPU kernels.
 DEMO_THREADS = 2
 DEFAULT_LAYOUT = LAYOUTS[0]
+FIGURES_MARK = "figures.json"  # the stage mark of the demo's own figures
+FIGURE_STEMS = ("generator_samples", "distance_distributions", "ranks", "tsne")
 
 
 @dataclass(frozen=True)
@@ -133,7 +136,7 @@ def _stage_evaluate(ws: Workspace, s: DemoSettings, baseline: str, augment: str)
 
     outcome = evaluate_run(ws, s.dataset, baseline=baseline, augment=augment, seed=s.seed, device=s.device,
                            progress=True)
-    status = "unchanged" if all(outcome.reused) else "evaluated"
+    status = REUSED if all(outcome.reused) else DONE
     summary = {r["mode"]: {k: round(v["mean"] * 100, 2) for k, v in r["summary"].items()} for r in outcome.records}
     return StageOutcome(f"evaluate {baseline} {augment}", status, 0.0, summary)
 
@@ -142,8 +145,16 @@ def _stage_report(ws: Workspace, s: DemoSettings) -> StageOutcome:
     from papg_bench.results.report import make_report
 
     report = make_report(s.dataset, ws.results_dir(s.dataset), s.out, plots=True)
+    generated = read_json(ws.generated_dir(s.dataset, GENERATOR_RUN) / "meta.json") or {}
+    fingerprint = [report.fingerprint, generated.get("content_checksum"), s.seed, s.layout, s.baselines, s.augments]
+    mark = s.out / FIGURES_MARK
+    previous = read_json(mark)
+    if report.status == REUSED and is_done(output_mark(mark), fingerprint) and previous is not None:
+        return StageOutcome("report", REUSED, 0.0, {"files": [str(p) for p in report.files], **previous["details"]})
     figures = _demo_figures(ws, s)
-    return StageOutcome("report", "written", 0.0, {"files": [str(p) for p in report.files], **figures})
+    drawn = [p for stem in FIGURE_STEMS for p in (s.out / f"{stem}.png", s.out / f"{stem}.pdf") if p.is_file()]
+    write_mark(mark, fingerprint, drawn, details=figures)
+    return StageOutcome("report", DONE, 0.0, {"files": [str(p) for p in report.files], **figures})
 
 
 def _demo_figures(ws: Workspace, s: DemoSettings) -> dict[str, Any]:
@@ -213,7 +224,7 @@ def _grid_rows(store: Any, generated: Any, rows: int, seed: int) -> list[dict[st
 
 def _protocol_features(ws: Workspace, s: DemoSettings, baseline: str, augment: str, store: Any) -> tuple:
     """(query features, query pids, gallery features, gallery pids) of the protocol's first mode, trial 0."""
-    from papg_bench.reid_baselines.features import extract_features
+    from papg_bench.reid_baselines.extraction import extract_features
     from papg_bench.reid_baselines.run import config_from_run, load_run_model, run_name
     from papg_bench.reid_baselines.trainer import modality_codes
     from papg_bench.runtime import resolve_device

@@ -17,7 +17,7 @@ from pathlib import Path
 from papg_bench.catalog import get_dataset
 from papg_bench.data.store import open_store
 from papg_bench.errors import UserError
-from papg_bench.protocols.features import feature_table, load_features
+from papg_bench.protocols.feature_files import feature_table, load_features
 from papg_bench.workspace import Workspace
 
 NPZ = "npz"

@@ -50,9 +50,20 @@ def shared_progress() -> Iterator[Progress]:
         _shared.pop()
 
 
+def _ignore(n: int = 1, **fields: object) -> None:
+    pass
+
+
 @contextlib.contextmanager
-def track(description: str, total: int | None, unit: str = "it") -> Iterator[Callable[..., None]]:
-    """A progress task; yields ``advance(n=1, **fields)``. Shows ``unit/s`` as the rate."""
+def track(description: str, total: int | None, unit: str = "it",
+          enabled: bool = True) -> Iterator[Callable[..., None]]:
+    """A progress task; yields ``advance(n=1, **fields)``. Shows ``unit/s`` as the rate.
+
+    With ``enabled=False`` (another DDP rank, a quiet caller) nothing is drawn and ``advance`` does nothing.
+    """
+    if not enabled:
+        yield _ignore
+        return
     own = not _shared
     progress = make_progress() if own else _shared[-1]
     ctx = progress if own else contextlib.nullcontext()

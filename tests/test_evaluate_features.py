@@ -14,7 +14,7 @@ from papg_bench.data.regdb import read_list
 from papg_bench.data.sysu import read_sysu
 from papg_bench.errors import UserError
 from papg_bench.protocols.evaluate import ProtocolOptions, RerankOptions, evaluate_features, parse_trials
-from papg_bench.protocols.features import load_features
+from papg_bench.protocols.feature_files import load_features
 from papg_bench.results.records import read_record
 
 
@@ -211,3 +211,48 @@ def test_cli_llcm_features_give_both_modes_over_ten_trials(tmp_path, work, capsy
     for record in records:
         assert [t["trial"] for t in record["trials"]] == list(range(10)) and record["sampling"] is None
         assert record["summary"]["rank1"]["mean"] == 1.0 and record["dataset_kind"] == "llcm"
+
+
+def _official_split_file(root: Path, path: Path) -> Path:
+    """A rand_perm_cam.mat for ``root``: every visible image of each test id, in reverse file order, each trial."""
+    from scipy.io import savemat
+
+    numbers: dict[tuple[int, int], list[int]] = {}
+    for r in read_sysu(root).records:
+        if r.split == "test" and r.modality == "V":
+            numbers.setdefault((r.cam, r.pid), []).append(int(Path(r.path).stem))
+    top = max(pid for _, pid in numbers)
+    cams = np.empty((6, 1), dtype=object)
+    for cam in range(1, 7):
+        per_id = np.empty((1, top), dtype=object)
+        for pid in range(1, top + 1):
+            found = sorted(numbers.get((cam, pid), []), reverse=True)
+            per_id[0, pid - 1] = np.tile(np.array(found, dtype=float), (10, 1)) if found else np.zeros((0, 0))
+        cams[cam - 1, 0] = per_id
+    path.parent.mkdir(parents=True, exist_ok=True)
+    savemat(path, {"rand_perm_cam": cams})
+    return path
+
+
+def test_cli_official_sampling_reads_a_split_file_given_by_path(sysu_root, tmp_path, work, capsys):
+    npz = _sysu_npz(sysu_root, tmp_path / "feats.npz")
+    split = _official_split_file(sysu_root, tmp_path / "elsewhere" / "perm.mat")
+    base = ["evaluate", "--features", str(npz), "--root", str(sysu_root), "--dataset", "sysu", "--mode", "all",
+            "--trials", "0,1"]
+    assert main(base + ["--sampling", "official", "--split-file", str(split)]) == 0
+    record = read_record(next((work / "results" / "sysu").glob("*official*.json")))
+    from papg_bench.workspace import sha256_file
+
+    assert record["split_file"] == {"path": str(split.resolve()), "sha256": sha256_file(split)}
+    assert record["protocol"] == "sysu/all/single-shot/official-perm/v1"
+    assert record["summary"]["rank1"]["mean"] == 1.0
+    capsys.readouterr()
+    assert main(base + ["--sampling", "seed", "--split-file", str(split)]) == 2
+    assert "is read by --sampling official" in capsys.readouterr().err
+    assert main(base + ["--sampling", "official", "--split-file", str(tmp_path / "absent.mat")]) == 2
+    assert "wuancong/SYSU-MM01, evaluation/data_split/rand_perm_cam.mat" in capsys.readouterr().err
+    assert main(base + ["--sampling", "official"]) == 2  # not in <root>/exp/ and not given
+    err = capsys.readouterr().err
+    assert "--split-file PATH" in err and "wuancong/SYSU-MM01" in err and "Traceback" not in err
+    seed_record = [r for r in map(read_record, (work / "results" / "sysu").glob("*.json")) if r["sampling"] == "seed"]
+    assert seed_record == []  # the refused commands wrote nothing

@@ -6,22 +6,19 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
-from reid_helpers import TINY, make_workspace, one_thread, write_generated_store
+from reid_helpers import TINY, GreyTranslator, make_workspace, one_thread, write_generated_store
 from report_records import record, trial
 
 from papg_bench.cli import main
-from papg_bench.data.store import Store, open_store
+from papg_bench.data.store import open_store
 from papg_bench.errors import UserError
 from papg_bench.generators.pairing import training_rows
 from papg_bench.generators.sets import (
-    Batch,
-    Translator,
     manifest_sha256,
     read_manifest,
     record_quality,
@@ -38,38 +35,6 @@ from papg_bench.workspace import Workspace, sha256_file
 single_thread = pytest.fixture(autouse=True)(one_thread)
 
 
-class GreyTranslator(Translator):
-    """A new 'generator' in a dozen lines: visible -> its grey image, infrared -> a tinted copy."""
-
-    kind = "generator"
-    columns = ("note",)
-
-    def __init__(self, strength: float = 1.0, rows: np.ndarray | None = None) -> None:
-        self.strength, self.rows = strength, rows
-
-    def fingerprint(self, store: Store) -> str:
-        return f"grey:{self.strength}"
-
-    def origin(self) -> dict[str, Any]:
-        return {"generator": "grey", "settings": {"strength": self.strength}}
-
-    def plan(self, store: Store) -> dict[str, np.ndarray]:
-        rows = training_rows(store) if self.rows is None else self.rows
-        return {"V2I": rows[store.modalities[rows] == "V"], "I2V": rows[store.modalities[rows] == "I"]}
-
-    def batches(self, store: Store, plan: dict[str, np.ndarray]) -> Iterator[Batch]:
-        for direction, rows in plan.items():
-            images = np.asarray(store.images[rows]).astype(np.float32)
-            if direction == "V2I":
-                images = np.repeat(images.mean(axis=3, keepdims=True), 3, axis=3) * self.strength
-            else:
-                images = images * np.array([1.0, 0.8, 0.6])
-            yield Batch(rows, direction, np.clip(images, 0, 255).astype(np.uint8), {"note": [direction] * len(rows)})
-
-    def default_display(self, name: str) -> str:
-        return f"grey ({name})"
-
-
 @pytest.fixture(scope="module")
 def ws(tmp_path_factory: pytest.TempPathFactory) -> Workspace:
     return make_workspace(tmp_path_factory.mktemp("sets"))
@@ -79,7 +44,7 @@ def test_a_translator_writes_a_set_with_its_manifest(ws: Workspace) -> None:
     result = write_set(ws, "sysu", "grey", GreyTranslator())
     store, generated = open_store(ws.dataset_dir("sysu")), open_store(result.path)
     rows = training_rows(store)
-    assert result.status == "generated" and len(generated) == len(rows)
+    assert result.status == "done" and len(generated) == len(rows)
     assert sorted(generated.columns["source_row"].tolist()) == sorted(rows.tolist())
     assert list(generated.columns["note"]) == list(generated.columns["direction"])
     assert generated.meta["generator_sha256"] == "grey:1.0" and generated.meta["kind"] == "generated"
@@ -91,7 +56,7 @@ def test_a_translator_writes_a_set_with_its_manifest(ws: Workspace) -> None:
     assert manifest["rows"]["identities"] == len(np.unique(store.pids[rows]))
     assert manifest["sha256"] == manifest_sha256(manifest)
 
-    assert write_set(ws, "sysu", "grey", GreyTranslator()).status == "unchanged"
+    assert write_set(ws, "sysu", "grey", GreyTranslator()).status == "reused"
     renamed = write_set(ws, "sysu", "grey", GreyTranslator(), display="Grey (ours)")
     scored = record_quality(result.path, {"aligned": {}, "modality_gap": {}})
     assert renamed.manifest["display"] == scored["display"] == "Grey (ours)"

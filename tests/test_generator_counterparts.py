@@ -38,7 +38,7 @@ def sysu_ws(tmp_path_factory: pytest.TempPathFactory) -> Workspace:
 
 def test_sysu_counterparts_are_the_true_renders(sysu_ws: Workspace) -> None:
     result = write_counterparts(sysu_ws, "sysu")
-    assert result.status == "generated"
+    assert result.status == "done"
     store = open_store(sysu_ws.dataset_dir("sysu"))
     generated = open_store(result.path)
     rows = training_rows(store)
@@ -54,7 +54,7 @@ def test_sysu_counterparts_are_the_true_renders(sysu_ws: Workspace) -> None:
         source_path = store.paths[cols["source_row"][k]]
         assert np.array_equal(generated.images[k], load_resized(folder / source_path, *SIZE))
         assert not np.array_equal(generated.images[k], store.images[cols["source_row"][k]])
-    assert write_counterparts(sysu_ws, "sysu").status == "unchanged"
+    assert write_counterparts(sysu_ws, "sysu").status == "reused"
 
 
 def test_baseline_trains_on_counterparts_and_cli(sysu_ws: Workspace, capsys: pytest.CaptureFixture) -> None:

@@ -12,7 +12,7 @@ from papg_bench.config import make_config
 from papg_bench.errors import UserError
 from papg_bench.generators.config import GeneratorConfig
 from papg_bench.generators.papg import Discriminator, Generator, NonLocalBlock
-from papg_bench.generators.trainer import Batch, CycleTrainer, lr_factor
+from papg_bench.generators.trainer import Batch, CycleTrainer, linear_decay_factor
 from papg_bench.pose.maps import pose_channels, render_pose_maps
 from papg_bench.training import torch_threads
 
@@ -121,7 +121,7 @@ def test_every_switch_combination_trains(pose, attention, pose_map, norm):
 
 
 def test_lr_constant_then_linear_to_zero():
-    factors = [lr_factor(s, 10, 0.5) for s in range(11)]
+    factors = [linear_decay_factor(s, 10, 0.5) for s in range(11)]
     assert factors[:5] == [1.0] * 5
     assert factors[5:] == pytest.approx([1.0, 0.8, 0.6, 0.4, 0.2, 0.0])
 

@@ -87,19 +87,19 @@ def _assert_same_tensors(a, b):
 def test_interrupted_and_resumed_run_equals_uninterrupted_one(ws):
     cfg = tiny_config(pool_size=3, epochs=3)  # 12 fakes per buffer: the random swap path runs too
     full = train_generator(ws, "sysu", cfg, run="full", device="cpu", show_progress=False)
-    assert full.status == "trained"
+    assert full.status == "done"
     stopped = train_generator(ws, "sysu", cfg, run="cut", device="cpu", stop_after_epoch=1, show_progress=False)
     assert stopped.status == "stopped" and stopped.generators is None
     assert not (ws.generator_dir("sysu", "cut") / GENERATORS).exists()
     resumed = train_generator(ws, "sysu", cfg, run="cut", device="cpu", resume=True, show_progress=False)
-    assert resumed.status == "trained"
+    assert resumed.status == "resumed"
     a, b = (_weights(ws.generator_dir("sysu", run) / CHECKPOINT) for run in ("full", "cut"))
     _assert_same_tensors(a, b)  # generators, discriminators, optimisers, schedulers
     pools = [torch.load(ws.generator_dir("sysu", run) / CHECKPOINT, weights_only=False)["pools"]
              for run in ("full", "cut")]
     _assert_same_tensors(pools[0], pools[1])
     again = train_generator(ws, "sysu", cfg, run="full", device="cpu", show_progress=False)
-    assert again.status == "unchanged"
+    assert again.status == "reused"
     with pytest.raises(UserError, match="other settings"):
         other = tiny_config(pool_size=3, epochs=3, lr=1e-3)
         train_generator(ws, "sysu", other, run="cut", device="cpu", resume=True, show_progress=False)
@@ -110,12 +110,12 @@ def test_interrupted_and_resumed_run_equals_uninterrupted_one(ws):
 def test_generation_is_deterministic_with_provenance(ws, tmp_path):
     train_generator(ws, "sysu", tiny_config(epochs=1), run="gen", device="cpu", show_progress=False)
     first = generate(ws, "sysu", run="gen", batch_size=4, device="cpu", png_dir=tmp_path / "png")
-    assert first.status == "generated"
+    assert first.status == "done"
     images = np.array(open_store(first.path).images)
     again = generate(ws, "sysu", run="gen", batch_size=4, device="cpu")
-    assert again.status == "unchanged"
+    assert again.status == "reused"
     forced = generate(ws, "sysu", run="gen", batch_size=4, device="cpu", force=True)
-    assert forced.status == "generated"
+    assert forced.status == "done"
     gen = open_store(forced.path)
     np.testing.assert_array_equal(images, np.asarray(gen.images))
 

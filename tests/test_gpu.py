@@ -26,7 +26,7 @@ pytestmark = [pytest.mark.gpu,
 def test_generator_trains_in_bf16_and_generates_on_cuda(tmp_path) -> None:
     ws = make_generator_workspace(tmp_path)
     result = train_generator(ws, "sysu", tiny_config(epochs=2), run="cuda", device="cuda", show_progress=False)
-    assert result.status == "trained" and result.steps > 0
+    assert result.status == "done" and result.steps > 0
     log = [json.loads(line) for line in (result.run_dir / "log.jsonl").read_text().splitlines()]
     losses = [v for entry in log for k, v in entry.items() if k.startswith("loss")]
     assert losses and all(np.isfinite(losses))
@@ -41,7 +41,7 @@ def test_baselines_train_and_evaluate_on_cuda(tmp_path) -> None:
     ws = make_reid_workspace(tmp_path)
     for baseline in ("agw", "cgrnet", "dart"):
         run = train_run(ws, "sysu", baseline, "papg", seed=0, preset="tiny", overrides=TINY, device="cuda")
-        assert run.status == "trained"
+        assert run.status == "done"
         outcome = evaluate_run(ws, "sysu", baseline, "papg", seed=0, device="cuda", modes=("all",), progress=False)
         record = read_record(outcome.paths[0])
         assert record["device"].startswith("cuda") and 0.0 <= record["summary"]["rank1"]["mean"] <= 1.0

@@ -79,7 +79,7 @@ def test_released_papg_layout_is_matched_row_by_row_with_its_manifest(ws: Worksp
     store = _store(ws)
     rows = write_released_layout(store, tmp_path / "output")
     result = import_generated(ws, "sysu", tmp_path / "output", "papg", "papg-released")
-    assert result.status == "generated" and result.count == len(rows)
+    assert result.status == "done" and result.count == len(rows)
     generated = open_store(result.path)
     source = generated.columns["source_row"]
     assert sorted(source.tolist()) == sorted(rows)
@@ -107,12 +107,12 @@ def test_released_papg_layout_is_matched_row_by_row_with_its_manifest(ws: Worksp
     assert manifest["sha256"] == manifest_sha256(manifest)
 
     again = import_generated(ws, "sysu", tmp_path / "output", "papg", "papg-released", display="PAPG (released)")
-    assert again.status == "unchanged" and again.manifest["display"] == "PAPG (released)"
+    assert again.status == "reused" and again.manifest["display"] == "PAPG (released)"
     assert again.manifest["sha256"] == manifest["sha256"]  # a display name is not part of what the set is
     _fake(store, rows[0], scale=3).save(tmp_path / "output" / generated.columns["imported_from"][
         list(source).index(rows[0])])
     changed = import_generated(ws, "sysu", tmp_path / "output", "papg", "papg-released")
-    assert changed.status == "generated" and changed.manifest["origin"]["files_sha256"] != origin["files_sha256"]
+    assert changed.status == "done" and changed.manifest["origin"]["files_sha256"] != origin["files_sha256"]
 
 
 def test_flat_released_names_match_when_unique_and_are_ambiguous_otherwise(tmp_path: Path,

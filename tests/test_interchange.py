@@ -7,13 +7,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from reid_helpers import TINY, make_workspace, one_thread
+from reid_helpers import make_workspace, one_thread, train_tiny
 
 from papg_bench.cli import main
 from papg_bench.errors import UserError
 from papg_bench.protocols.evaluate import ProtocolOptions, evaluate_features_file
-from papg_bench.protocols.features import feature_meta, load_features
-from papg_bench.reid_baselines.run import evaluate_run, train_run
+from papg_bench.protocols.feature_files import feature_meta, load_features
+from papg_bench.reid_baselines.run import evaluate_run
 from papg_bench.results.records import read_record
 from papg_bench.workspace import Workspace, sha256_file
 
@@ -28,11 +28,7 @@ def ws(tmp_path_factory: pytest.TempPathFactory) -> Workspace:
 
 @pytest.fixture(scope="module")
 def trained(ws: Workspace):  # noqa: ANN201
-    from papg_bench.training import torch_threads
-
-    with torch_threads(1):
-        return train_run(ws, "sysu", "agw", "none", seed=0, preset="tiny", device="cpu",
-                         overrides={**TINY, "epochs": 1, "milestones": ()})
+    return train_tiny(ws, epochs=1, milestones=())
 
 
 def _metrics(record: dict) -> list[tuple]:
@@ -99,7 +95,7 @@ def test_cli_save_features(ws: Workspace, trained, tmp_path: Path, capsys) -> No
 
 
 def test_save_features_rejects_mismatched_rows(tmp_path: Path) -> None:
-    from papg_bench.protocols.features import save_features
+    from papg_bench.protocols.feature_files import save_features
 
     with pytest.raises(UserError, match="2 feature rows but 1 paths"):
         save_features(tmp_path / "a.npz", np.ones((2, 3)), ["a.jpg"], [1], [1], ["V"], {})
@@ -273,7 +269,7 @@ def _save_released(path: Path, net: dict, epoch: int = 40) -> Path:
 def test_a_released_agw_checkpoint_becomes_a_run_that_evaluate_and_report_use(ws: Workspace, tmp_path: Path,
                                                                               capsys) -> None:  # noqa: ANN001
     from papg_bench.data.store import open_store
-    from papg_bench.reid_baselines.features import extract_features
+    from papg_bench.reid_baselines.extraction import extract_features
     from papg_bench.reid_baselines.imports import import_run
     from papg_bench.reid_baselines.trainer import modality_codes
 
@@ -281,12 +277,12 @@ def test_a_released_agw_checkpoint_becomes_a_run_that_evaluate_and_report_use(ws
     assert len(net) == 1025
     file = _save_released(tmp_path / RELEASED_NAME, net)
     outcome = import_run(ws, "sysu", file, size=(64, 32))
-    assert outcome.status == "imported" and outcome.run_dir == ws.run_dir("sysu", "agw-imported")
+    assert outcome.status == "done" and outcome.run_dir == ws.run_dir("sysu", "agw-imported")
     imported = outcome.summary["imported"]
     assert imported["sha256"] == sha256_file(file) and imported["from"] == str(file.resolve())
     assert (imported["epoch"], imported["mAP"], imported["rank1"]) == (40, pytest.approx(0.4765), pytest.approx(0.475))
     assert outcome.summary["identities"] == 8 and outcome.summary["run_config"]["train"]["nl_inter"] == "one"
-    assert import_run(ws, "sysu", file, size=(64, 32)).status == "unchanged"
+    assert import_run(ws, "sysu", file, size=(64, 32)).status == "reused"
 
     results = tmp_path / "results"
     evaluated = evaluate_run(ws, "sysu", run="agw-imported", device="cpu", progress=False, trials=TRIALS,
@@ -341,6 +337,118 @@ def test_import_run_names_the_first_tensor_that_does_not_fit(ws: Workspace, tmp_
     assert main(args + ["--from", str(other), "--force"]) == 0
 
 
+# --- released DART checkpoint pairs in -----------------------------------------------------------------------
+
+DART_PAIR = ("release_sysu_dart_nr20_net1.t", "release_sysu_dart_nr20_net2.t")
+
+
+def released_dart(seed: int):  # noqa: ANN201 - (state dict, model)
+    """One network of the released DART pair: AGW's embed_net keys plus the unused ``bottleneck_2`` after
+    ``bottleneck`` (DART's model.py), at a small width."""
+    torch = pytest.importorskip("torch")
+    net, model = released_agw(seed=seed)
+    out = {}
+    for key, value in net.items():
+        out[key] = value
+        if key == "bottleneck.num_batches_tracked":
+            dim = net["bottleneck.weight"].shape
+            out.update({"bottleneck_2.weight": torch.ones(dim), "bottleneck_2.bias": torch.zeros(dim),
+                        "bottleneck_2.running_mean": torch.zeros(dim), "bottleneck_2.running_var": torch.ones(dim),
+                        "bottleneck_2.num_batches_tracked": torch.tensor(0)})
+    assert len(out) == len(net) + 5
+    return out, model
+
+
+def _save_dart(path: Path, net: dict, model, epoch: int = 99) -> Path:  # noqa: ANN001
+    """As the released run.py saves each network: net, scores, epoch and the optimiser's state."""
+    torch = pytest.importorskip("torch")
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4, nesterov=True)
+    torch.save({"net": net, "cmc": np.array([0.62, 0.9], dtype=np.float32), "mAP": np.float64(0.58),
+                "mINP": np.float64(0.41), "epoch": epoch, "optimizer": optimizer.state_dict()}, path)
+    return path
+
+
+def test_a_released_dart_pair_becomes_one_run_that_evaluate_and_report_use(ws: Workspace, tmp_path: Path,
+                                                                          capsys) -> None:  # noqa: ANN001
+    torch = pytest.importorskip("torch")
+    from papg_bench.data.store import open_store
+    from papg_bench.reid_baselines.extraction import extract_features
+    from papg_bench.reid_baselines.imports import import_run
+    from papg_bench.reid_baselines.trainer import modality_codes
+
+    (net1, model1), (net2, model2) = released_dart(seed=2), released_dart(seed=3)
+    first = _save_dart(tmp_path / DART_PAIR[0], net1, model1)
+    second = _save_dart(tmp_path / DART_PAIR[1], net2, model2)
+    outcome = import_run(ws, "sysu", first, baseline="dart", size=(64, 32))  # the partner found by its name
+    assert outcome.status == "done" and outcome.run_dir == ws.run_dir("sysu", "dart-imported")
+    imported = outcome.summary["imported"]
+    assert imported["files"] == [{"from": str(first.resolve()), "sha256": sha256_file(first)},
+                                 {"from": str(second.resolve()), "sha256": sha256_file(second)}]
+    assert (imported["from"], imported["sha256"]) == (str(first.resolve()), sha256_file(first))
+    assert (imported["epoch"], imported["mAP"], imported["rank1"]) == (99, pytest.approx(0.58), pytest.approx(0.62))
+    train = outcome.summary["run_config"]["train"]
+    assert (train["dart_variant"], train["epochs"], outcome.summary["identities"]) == ("twin", 100, 8)
+    assert import_run(ws, "sysu", first, baseline="dart", size=(64, 32)).status == "reused"
+
+    results = tmp_path / "results"
+    evaluated = evaluate_run(ws, "sysu", run="dart-imported", device="cpu", progress=False, trials=TRIALS,
+                             out_dir=results, save_features=tmp_path / "dart.npz")
+    for record in evaluated.records:
+        assert record["imported"] == imported and (record["baseline"], record["augment"]) == ("dart", "none")
+    # the run tests with the mean of both released networks' unit features, as the released test.py
+    store = open_store(ws.dataset_dir("sysu"))
+    table = load_features(tmp_path / "dart.npz")
+    rows = np.array([store.row_of_path()[p] for p in table.paths])
+    each = [extract_features(m, store.images, rows, modality_codes(store.modalities[rows]), (64, 32),
+                             torch.device("cpu")) for m in (model1, model2)]
+    mean = (each[0] + each[1]) / 2
+    np.testing.assert_allclose(table.features, mean / np.linalg.norm(mean, axis=1, keepdims=True), atol=1e-5)
+    assert not np.allclose(table.features, each[0], atol=1e-3)
+
+    assert main(["--work", str(ws.root), "report", "-d", "sysu", "--results", str(results), "--out",
+                 str(tmp_path / "report"), "--no-plots", "--format", "md"]) == 0
+    assert "DART" in capsys.readouterr().out
+
+
+def test_import_run_names_the_first_tensor_of_a_dart_pair_that_does_not_fit(ws: Workspace, tmp_path: Path,
+                                                                          capsys) -> None:  # noqa: ANN001
+    torch = pytest.importorskip("torch")
+    from papg_bench.reid_baselines.imports import import_run
+
+    (net1, model1), (net2, model2) = released_dart(seed=4), released_dart(seed=5)
+    bad = dict(net2)
+    bad["NL_3.1.W.0.weight"] = torch.zeros(128, 2, 1, 1)
+    first = _save_dart(tmp_path / "x_net1.t", net1, model1)
+    _save_dart(tmp_path / "x_net2.t", bad, model2)
+    with pytest.raises(UserError, match=r"x_net2\.t: 'NL_3\.1\.W\.0\.weight' has shape 128x2x1x1, the AGW network "
+                                        r"\(ResNet-50 width 8, 8 classes, non-local inter-channels one\) \(network 2 "
+                                        r"of the pair\) needs 128x1x1x1"):
+        import_run(ws, "sysu", first, baseline="dart", run="bad-dart", size=(64, 32))
+    assert not ws.run_dir("sysu", "bad-dart").exists()
+
+    args = ["--work", str(ws.root), "import-run", "-d", "sysu", "--baseline", "dart", "--size", "64x32", "--run",
+            "cli-dart"]
+    assert main(args + ["--from", str(first)]) == 2
+    err = capsys.readouterr().err
+    assert "'NL_3.1.W.0.weight'" in err and "x_net2.t" in err
+    alone = _save_dart(tmp_path / "y_net1.t", net1, model1)
+    assert main(args + ["--from", str(alone)]) == 2  # no y_net2.t next to it
+    err = capsys.readouterr().err
+    assert "--net2" in err and "y_net2.t: no such file" in err
+    other = _save_dart(tmp_path / "second.t", net2, model2)
+    assert main(args + ["--from", str(other)]) == 2  # not a _net1.t name and no --net2
+    assert "_net1.t" in capsys.readouterr().err
+    late = _save_dart(tmp_path / "late.t", net2, model2, epoch=80)
+    assert main(args + ["--from", str(alone), "--net2", str(late)]) == 2
+    assert "epoch 99" in capsys.readouterr().err
+    assert main(["--work", str(ws.root), "import-run", "-d", "sysu", "--from", str(alone), "--net2", str(other),
+                 "--size", "64x32"]) == 2  # --net2 is DART's
+    assert "--net2" in capsys.readouterr().err
+    assert main(args + ["--from", str(alone), "--net2", str(other)]) == 0
+    out = capsys.readouterr().out
+    assert str(alone.resolve()) in out and str(other.resolve()) in out
+
+
 # --- released PAPG generators in ----------------------------------------------------------------------------
 
 _RELEASED_NON_LOCAL = {"g": "g.0", "out": "W.0", "bn": "W.1", "theta": "theta", "phi": "phi"}
@@ -389,7 +497,7 @@ def test_released_generators_become_a_run_that_generate_uses(gen_ws: Workspace, 
     names = set(torch.load(a2b, weights_only=True))
     assert {k for k in names if k.startswith("model.10.")} <= released  # the released models.py's names
     made = import_generator(gen_ws, "sysu", a2b, b2a, "released", size=(48, 32))
-    assert made.status == "imported"
+    assert made.status == "done"
     assert made.imported["netG_A2B"] == {"from": str(a2b.resolve()), "sha256": sha256_file(a2b)}
     assert made.imported["netG_B2A"]["sha256"] == sha256_file(b2a)
     assert (made.config["config"]["channels"], made.config["config"]["blocks"]) == (8, 2)
@@ -398,7 +506,7 @@ def test_released_generators_become_a_run_that_generate_uses(gen_ws: Workspace, 
     for ours, theirs in ((loaded.v2i, gens.v2i), (loaded.i2v, gens.i2v)):
         for key, value in theirs.state_dict().items():
             assert torch.equal(ours.state_dict()[key], value), key
-    assert import_generator(gen_ws, "sysu", a2b, b2a, "released", size=(48, 32)).status == "unchanged"
+    assert import_generator(gen_ws, "sysu", a2b, b2a, "released", size=(48, 32)).status == "reused"
 
     result = generate(gen_ws, "sysu", run="released", device="cpu", score=True, png_dir=tmp_path / "png")
     assert result.count > 0 and result.quality is not None

@@ -1,5 +1,6 @@
 """Official-layout readers: what they list, and every bad-layout message."""
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -35,36 +36,6 @@ def test_sysu_ids_from_folder_names_not_offsets(tmp_path: Path) -> None:
         assert (rec.pid, rec.cam) == (1, 1)
 
 
-def test_sysu_missing_exp(tmp_path: Path) -> None:
-    root = make_sysu_tree(tmp_path / "sysu")
-    for f in (root / "exp").iterdir():
-        f.unlink()
-    (root / "exp").rmdir()
-    with pytest.raises(UserError, match=r"exp is missing"):
-        read_sysu(root)
-
-
-def test_sysu_bad_id_file(tmp_path: Path) -> None:
-    root = make_sysu_tree(tmp_path / "sysu")
-    (root / "exp" / "val_id.txt").write_text("4; 5\n")
-    with pytest.raises(UserError, match=r"val_id\.txt.*not an integer id.*comma-separated"):
-        read_sysu(root)
-
-
-def test_sysu_missing_id_file(tmp_path: Path) -> None:
-    root = make_sysu_tree(tmp_path / "sysu")
-    (root / "exp" / "test_id.txt").unlink()
-    with pytest.raises(UserError, match=r"test_id\.txt is missing"):
-        read_sysu(root)
-
-
-def test_sysu_bad_camera_folder(tmp_path: Path) -> None:
-    root = make_sysu_tree(tmp_path / "sysu")
-    (root / "camera7").mkdir()
-    with pytest.raises(UserError, match=r"camera7.*not camK"):
-        read_sysu(root)
-
-
 def test_sysu_root_not_a_folder(tmp_path: Path) -> None:
     with pytest.raises(UserError, match=r"not a folder"):
         read_sysu(tmp_path / "nope")
@@ -83,28 +54,35 @@ def test_regdb_listing(tmp_path: Path) -> None:
         assert len(tokens) == 2 and {t[:-1] for t in tokens} <= {"train", "test"}
 
 
-def test_regdb_missing_listed_image(tmp_path: Path) -> None:
-    root = make_regdb_tree(tmp_path / "regdb", ids=4, images_per_modality=2, trials=1)
-    victim = next((root / "Visible" / "1").iterdir())
-    victim.unlink()
-    with pytest.raises(UserError, match=r"listed image .* does not exist"):
-        read_regdb(root)
+# a tiny tree of each layout, and its reader
+LAYOUTS = {
+    "sysu": (make_sysu_tree, read_sysu),
+    "regdb": (lambda root: make_regdb_tree(root, ids=4, images_per_modality=2, trials=1), read_regdb),
+}
+# case -> (layout, what spoils a fresh tree, the message its reader must give)
+BAD_LAYOUTS = {
+    "sysu-missing-exp": ("sysu", lambda root: shutil.rmtree(root / "exp"), r"exp is missing"),
+    "sysu-bad-id-file": ("sysu", lambda root: (root / "exp" / "val_id.txt").write_text("4; 5\n"),
+                         r"val_id\.txt.*not an integer id.*comma-separated"),
+    "sysu-missing-id-file": ("sysu", lambda root: (root / "exp" / "test_id.txt").unlink(), r"test_id\.txt is missing"),
+    "sysu-bad-camera-folder": ("sysu", lambda root: (root / "camera7").mkdir(), r"camera7.*not camK"),
+    "regdb-missing-listed-image": ("regdb", lambda root: next((root / "Visible" / "1").iterdir()).unlink(),
+                                   r"listed image .* does not exist"),
+    "regdb-bad-list-line": ("regdb",
+                            lambda root: (root / "idx" / "train_visible_1.txt").write_text("Visible/1/a.bmp\n"),
+                            r"train_visible_1\.txt:1: expected 'relative/path label'"),
+    "regdb-missing-idx": ("regdb", lambda root: shutil.rmtree(root / "idx"), r"idx is missing"),
+}
 
 
-def test_regdb_bad_list_line(tmp_path: Path) -> None:
-    root = make_regdb_tree(tmp_path / "regdb", ids=4, images_per_modality=2, trials=1)
-    (root / "idx" / "train_visible_1.txt").write_text("Visible/1/a.bmp\n")
-    with pytest.raises(UserError, match=r"train_visible_1\.txt:1: expected 'relative/path label'"):
-        read_regdb(root)
-
-
-def test_regdb_missing_idx(tmp_path: Path) -> None:
-    root = make_regdb_tree(tmp_path / "regdb", ids=4, images_per_modality=1, trials=1)
-    for f in (root / "idx").iterdir():
-        f.unlink()
-    (root / "idx").rmdir()
-    with pytest.raises(UserError, match=r"idx is missing"):
-        read_regdb(root)
+@pytest.mark.parametrize("case", BAD_LAYOUTS)
+def test_bad_layout_is_one_clear_error(tmp_path: Path, case: str) -> None:
+    layout, spoil, message = BAD_LAYOUTS[case]
+    make, read = LAYOUTS[layout]
+    root = make(tmp_path / layout)
+    spoil(root)
+    with pytest.raises(UserError, match=message):
+        read(root)
 
 
 def test_unknown_layout(tmp_path: Path) -> None:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from metrics_helpers import RankedCase
 
 from papg_bench.data.fixtures import make_llcm_tree
 from papg_bench.data.llcm import INFRARED_CAMERAS, VISIBLE_CAMERAS, read_llcm
@@ -161,27 +162,19 @@ def test_bad_protocol_options(root):
 
 # --- the same-identity-same-camera removal ----------------------------------------------------------------------
 
-G_PIDS = np.array([1, 2, 1, 2, 3, 4, 4])
-G_CAMS = np.array([1, 2, 3, 1, 1, 2, 5])
-Q_PIDS = np.array([1, 2, 3, 4])
-Q_CAMS = np.array([1, 2, 1, 9])
-RANKINGS = [
-    [0, 5, 6, 2, 1, 3, 4],  # pid 1 cam 1: g0 removed -> g5(4) g6(4) g2(1): first match at 3, id rank 2
-    [1, 0, 3, 2, 4, 5, 6],  # pid 2 cam 2: g1 removed -> g0(1) g3(2): first match at 2 (g3 is cam 1: kept)
-    [4, 0, 1, 2, 3, 5, 6],  # pid 3 cam 1: its only gallery image g4 is cam 1 -> not valid
-    [5, 6, 0, 1, 2, 3, 4],  # pid 4 cam 9: nothing removed, matches at 1 and 2
-]
-
-
-def _distmat(rankings: list[list[int]], num_gallery: int) -> np.ndarray:
-    dist = np.zeros((len(rankings), num_gallery), dtype=np.float32)
-    for i, ranking in enumerate(rankings):
-        dist[i, ranking] = np.arange(num_gallery)
-    return dist
+CASE = RankedCase(
+    g_pids=[1, 2, 1, 2, 3, 4, 4], g_cams=[1, 2, 3, 1, 1, 2, 5], q_pids=[1, 2, 3, 4], q_cams=[1, 2, 1, 9],
+    rankings=[
+        [0, 5, 6, 2, 1, 3, 4],  # pid 1 cam 1: g0 removed -> g5(4) g6(4) g2(1): first match at 3, id rank 2
+        [1, 0, 3, 2, 4, 5, 6],  # pid 2 cam 2: g1 removed -> g0(1) g3(2): first match at 2 (g3 is cam 1: kept)
+        [4, 0, 1, 2, 3, 5, 6],  # pid 3 cam 1: its only gallery image g4 is cam 1 -> not valid
+        [5, 6, 0, 1, 2, 3, 4],  # pid 4 cam 9: nothing removed, matches at 1 and 2
+    ],
+)
 
 
 def test_llcm_removal_golden():
-    m = evaluate(_distmat(RANKINGS, 7), Q_PIDS, G_PIDS, Q_CAMS, G_CAMS, protocol="llcm", top_k=3)
+    m = CASE.evaluate(protocol="llcm", top_k=3)
     assert m.num_valid == 3 and m.valid.tolist() == [True, True, False, True]
     assert m.first_rank.tolist() == [3, 2, 0, 1]
     assert m.id_rank.tolist() == [2, 2, 0, 1]
@@ -191,13 +184,12 @@ def test_llcm_removal_golden():
     assert m.cmc == pytest.approx([1 / 3, 1, 1, 1, 1, 1, 1])  # identity CMC: q0's two g-id-4 entries count once
     assert m.mAP == pytest.approx(11 / 18) and m.mINP == pytest.approx(11 / 18)
     assert m.top.tolist()[:2] == [[5, 6, 2], [0, 3, 2]]  # removed entries never listed
-    explicit = evaluate(_distmat(RANKINGS, 7), Q_PIDS, G_PIDS, Q_CAMS, G_CAMS, protocol="sysu",
-                        removal="same-identity-same-camera")
+    explicit = CASE.evaluate(protocol="sysu", removal="same-identity-same-camera")
     assert explicit.mAP == pytest.approx(11 / 18) and explicit.cmc == pytest.approx(m.cmc)
 
 
 def test_without_the_removal_the_numbers_differ():
-    kept = evaluate(_distmat(RANKINGS, 7), Q_PIDS, G_PIDS, Q_CAMS, G_CAMS, protocol="llcm", removal="none")
+    kept = CASE.evaluate(protocol="llcm", removal="none")
     # q0 matches at 1, 4; q1 at 1, 3; q2 at 1; q3 at 1, 2.
     assert kept.num_valid == 4 and kept.first_rank.tolist() == [1, 1, 1, 1]
     assert kept.cmc[0] == pytest.approx(1.0)

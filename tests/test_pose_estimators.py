@@ -174,7 +174,7 @@ def test_pose_command_fills_the_store_with_an_estimator(tmp_path, rtmpose_onnx, 
     assert meta["estimator"] == "rtmpose" and meta["weights_sha256"] == sha256_file(rtmpose_onnx)
     assert meta["detection"]["all"]["joint_rate"] == pytest.approx(17 / 18)  # all but the weak wrist
     assert main(args) == 0
-    assert "unchanged" in capsys.readouterr().out
+    assert "reused (" in capsys.readouterr().out
 
 
 RTMPOSE_ONNX_NAME = "rtmpose-m_simcc-body7_pt-body7_420e-256x192-e48f03d0_20230504.onnx"

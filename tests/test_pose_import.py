@@ -14,9 +14,10 @@ from papg_bench.data.prepare import prepare_store
 from papg_bench.data.store import open_store
 from papg_bench.data.sysu import read_sysu
 from papg_bench.errors import UserError
-from papg_bench.pose.importers import CSV_HEADER, import_keypoints
+from papg_bench.pose.annotation_csv import CSV_HEADER
+from papg_bench.pose.diagnostics import detection_rates, head_sizes, pck
+from papg_bench.pose.importers import import_keypoints
 from papg_bench.pose.keypoints import COCO17, OPENPOSE18, load_poses, read_poses_meta
-from papg_bench.pose.report import detection_rates, head_sizes, pck
 from papg_bench.pose.run import run_pose
 
 SOURCE = (128, 64)  # the fixture tree's image size
@@ -71,7 +72,7 @@ def test_csv_import_lands_in_store_pixels(store_dir, tmp_path):
     covered = len(store.paths) - 3  # the file leaves out three images
     csv = write_csv(tmp_path / "gt.csv", store.paths[:covered], kp[:covered])
     result = run_pose(store_dir, source=csv)
-    assert result.status == "imported"
+    assert result.status == "done"
     poses = load_poses(store_dir)
     assert poses.shape == (len(store.paths), 18, 3) and poses.dtype == np.float32
     np.testing.assert_allclose(poses[:covered], to_store(kp[:covered]), atol=1e-5)
@@ -79,8 +80,8 @@ def test_csv_import_lands_in_store_pixels(store_dir, tmp_path):
     assert any("3 of" in note for note in result.notes)
     meta = read_poses_meta(store_dir)
     assert meta["format"] == "csv" and meta["joints"] == list(OPENPOSE18) and meta["count"] == len(store.paths)
-    assert run_pose(store_dir, source=csv).status == "unchanged"
-    assert run_pose(store_dir, source=csv, force=True).status == "imported"
+    assert run_pose(store_dir, source=csv).status == "reused"
+    assert run_pose(store_dir, source=csv, force=True).status == "done"
 
 
 def test_source_size_option_and_missing_source_images(store_dir, tmp_path):

@@ -24,7 +24,7 @@ def test_round_trip_pixels_equal_direct_pillow_resize(tmp_path: Path) -> None:
     root = make_sysu_tree(tmp_path / "sysu", size=(50, 30))
     out = tmp_path / "store"
     result = prepare_store(read_sysu(root), root, out, size=(40, 20), workers=2)
-    assert result.status == "built"
+    assert result.status == "done"
     store = open_store(out)
     assert store.images.shape == (result.count, 40, 20, 3)
     assert isinstance(store.images, np.memmap)
@@ -57,7 +57,7 @@ def test_rerun_is_noop_and_force_rebuilds(tmp_path: Path, capsys: pytest.Capture
     images = tmp_path / "w" / "datasets" / "sysu" / "images.npy"
     first = images.stat().st_mtime_ns
     assert main(args) == 0
-    assert "unchanged" in capsys.readouterr().out
+    assert "reused (" in capsys.readouterr().out
     assert images.stat().st_mtime_ns == first
     assert main(args + ["--force"]) == 0
     assert "stored" in capsys.readouterr().out

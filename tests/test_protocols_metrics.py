@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from metrics_helpers import RankedCase
 
 from papg_bench.errors import UserError
 from papg_bench.protocols.metrics import evaluate, rank_order
@@ -26,28 +27,19 @@ def _load_bench():
 
 bench = _load_bench()
 
-# Gallery (pid, cam) and, per query, the wanted ranking; distance = position in that ranking.
-G_PIDS = np.array([1, 2, 1, 2, 3, 1, 4])
-G_CAMS = np.array([2, 1, 1, 4, 2, 4, 5])
-Q_PIDS = np.array([1, 2, 3, 9])
-Q_CAMS = np.array([3, 6, 3, 6])
-RANKINGS = [
-    [0, 1, 3, 2, 6, 5, 4],  # pid 1 from cam3: g0 and g4 (cam2) are removed
-    [1, 0, 4, 3, 2, 5, 6],  # pid 2 from cam6: nothing removed
-    [4, 0, 1, 2, 3, 5, 6],  # pid 3 from cam3: its only gallery image is on cam2 -> no valid match
-    [0, 1, 2, 3, 4, 5, 6],  # pid 9: not in the gallery
-]
-
-
-def _distmat(rankings: list[list[int]], num_gallery: int) -> np.ndarray:
-    dist = np.zeros((len(rankings), num_gallery), dtype=np.float32)
-    for i, ranking in enumerate(rankings):
-        dist[i, ranking] = np.arange(num_gallery)
-    return dist
+CASE = RankedCase(
+    g_pids=[1, 2, 1, 2, 3, 1, 4], g_cams=[2, 1, 1, 4, 2, 4, 5], q_pids=[1, 2, 3, 9], q_cams=[3, 6, 3, 6],
+    rankings=[
+        [0, 1, 3, 2, 6, 5, 4],  # pid 1 from cam3: g0 and g4 (cam2) are removed
+        [1, 0, 4, 3, 2, 5, 6],  # pid 2 from cam6: nothing removed
+        [4, 0, 1, 2, 3, 5, 6],  # pid 3 from cam3: its only gallery image is on cam2 -> no valid match
+        [0, 1, 2, 3, 4, 5, 6],  # pid 9: not in the gallery
+    ],
+)
 
 
 def test_sysu_golden_cam3_cam2_rule_and_identity_cmc():
-    m = evaluate(_distmat(RANKINGS, 7), Q_PIDS, G_PIDS, Q_CAMS, G_CAMS, protocol="sysu", top_k=3)
+    m = CASE.evaluate(protocol="sysu", top_k=3)
     # q0 filtered ranking: g1(2) g3(2) g2(1) g6(4) g5(1): matches at 3 and 5; distinct ids 2, 1 -> id rank 2.
     # q1 ranking: g1(2) g0 g4 g3(2) ...: matches at 1 and 4. q2 and q3: no valid match.
     assert m.num_queries == 4 and m.num_valid == 2
@@ -65,7 +57,7 @@ def test_sysu_golden_cam3_cam2_rule_and_identity_cmc():
 
 
 def test_regdb_golden_removes_nothing_standard_cmc():
-    m = evaluate(_distmat(RANKINGS, 7), Q_PIDS, G_PIDS, Q_CAMS, G_CAMS, protocol="regdb")
+    m = CASE.evaluate(protocol="regdb")
     # q0: matches at 1, 4, 6; q1: 1, 4; q2: 1 (cam2 not removed); q3: none.
     assert m.num_valid == 3
     assert m.first_rank.tolist() == [1, 1, 1, 0]

@@ -32,11 +32,16 @@ def test_directions_use_the_test_lists_of_the_trial(root, trial):
     assert set(q2.cams.tolist()) == {2} and set(g2.cams.tolist()) == {1}
 
 
-def test_errors(root, tmp_path):
-    with pytest.raises(UserError, match="direction"):
-        regdb.query_gallery(root, direction="v2v")
-    with pytest.raises(UserError, match="test_visible_7.txt is missing"):
-        regdb.query_gallery(root, trial=7)
+@pytest.mark.parametrize(("options", "fragment"), [
+    ({"direction": "v2v"}, "direction"),
+    ({"trial": 7}, "test_visible_7.txt is missing"),
+])
+def test_bad_options(root, options, fragment):
+    with pytest.raises(UserError, match=fragment):
+        regdb.query_gallery(root, **options)
+
+
+def test_root_not_a_folder(tmp_path):
     with pytest.raises(UserError, match="not a folder"):
         regdb.query_gallery(tmp_path / "none")
 

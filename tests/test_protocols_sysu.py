@@ -138,15 +138,18 @@ def test_official_permutation_errors(root):
         sysu.query_gallery(root, sampling="official")
 
 
-def test_bad_options_and_layouts(tmp_path, root):
-    with pytest.raises(UserError, match="--mode 'outdoor'"):
-        sysu.query_gallery(root, mode="outdoor")
-    with pytest.raises(UserError, match="--shots 5"):
-        sysu.query_gallery(root, shots=5)
-    with pytest.raises(UserError, match="--sampling"):
-        sysu.query_gallery(root, sampling="numpy")
-    with pytest.raises(UserError, match="trials are 0..9"):
-        sysu.query_gallery(root, trial=10)
+@pytest.mark.parametrize(("options", "fragment"), [
+    ({"mode": "outdoor"}, "--mode 'outdoor'"),
+    ({"shots": 5}, "--shots 5"),
+    ({"sampling": "numpy"}, "--sampling"),
+    ({"trial": 10}, "trials are 0..9"),
+])
+def test_bad_options(root, options, fragment):
+    with pytest.raises(UserError, match=fragment):
+        sysu.query_gallery(root, **options)
+
+
+def test_bad_layouts(tmp_path):
     with pytest.raises(UserError, match="exp"):
         sysu.query_gallery(tmp_path / "nowhere")
     empty = _tree(tmp_path / "no-ir", {(1, 3): 1}, [3])

@@ -25,7 +25,7 @@ from papg_bench.generators.papg import Discriminator, build_networks
 from papg_bench.pose.maps import pose_channels
 from papg_bench.reid_baselines import agw
 from papg_bench.reid_baselines.config import TrainConfig
-from papg_bench.reid_baselines.features import extract_features
+from papg_bench.reid_baselines.extraction import extract_features
 from papg_bench.reid_baselines.interchange import (
     agw_state_from_reference,
     papg_discriminator_from_reference,

@@ -41,8 +41,28 @@ def test_report_format_out_and_results_options(tmp_path: Path, work: Path) -> No
     make_records(tmp_path / "records")
     assert main(["report", "-d", "sysu", "--results", str(tmp_path / "records"), "--out", str(tmp_path / "out"),
                  "--format", "csv", "--no-plots"]) == 0
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["table.csv"]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["report.json", "table.csv"]
     assert not (work / "reports").exists()
+
+
+def test_report_is_reused_until_a_record_or_an_option_changes(tmp_path: Path, work: Path,
+                                                             capsys: pytest.CaptureFixture) -> None:
+    records, out_dir = tmp_path / "records", tmp_path / "out"
+    make_records(records)
+    args = ["report", "-d", "sysu", "--results", str(records), "--out", str(out_dir), "--format", "md", "--no-plots"]
+    assert main(args) == 0
+    table = out_dir / "table.md"
+    first = table.stat().st_mtime_ns
+    capsys.readouterr()
+    assert main(args) == 0
+    assert "reused (made from the same records)" in capsys.readouterr().out
+    assert table.stat().st_mtime_ns == first
+    assert main(args[:-2] + ["md,csv", "--no-plots"]) == 0  # another option: written again
+    assert (out_dir / "table.csv").is_file() and "wrote" in capsys.readouterr().out
+    victim = sorted(records.glob("*.json"))[0]
+    victim.write_text(victim.read_text().replace('"seed": ', '"seed":  '))  # same record, other bytes
+    assert main(args) == 0
+    assert "wrote" in capsys.readouterr().out
 
 
 def test_report_without_records_says_to_evaluate(work: Path, capsys: pytest.CaptureFixture) -> None:

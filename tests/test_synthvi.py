@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+from synthvi_helpers import check_seed_determinism, tree
 
 from experiments.synthvi_learnability import read_rgb
 from papg_bench.cli import main
@@ -95,22 +96,14 @@ def test_regdb_layout_lists_pairs_and_prepare(tmp_path: Path) -> None:
     assert store.in_split("train", 1).sum() == store.in_split("test", 1).sum() == 60
 
 
-def _tree(root: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
-
-
 def test_same_seed_byte_identical_whatever_the_workers(tmp_path: Path) -> None:
-    one = synthesize(tmp_path / "a", "sysu", preset="tiny", ids=4, seed=7, workers=1).root
-    two = synthesize(tmp_path / "b", "sysu", preset="tiny", ids=4, seed=7, workers=2).root
-    other = synthesize(tmp_path / "c", "sysu", preset="tiny", ids=4, seed=8, workers=1).root
-    assert _tree(one) == _tree(two)
-    assert _tree(one)["synthvi/keypoints.csv"] != _tree(other)["synthvi/keypoints.csv"]
+    check_seed_determinism(tmp_path, "sysu", seed=7)
 
 
 def _digest(root: Path) -> str:
     """sha256 over every written file but meta.json (which records the version and parameters)."""
     h = hashlib.sha256()
-    for name, data in _tree(root).items():
+    for name, data in tree(root).items():
         if not name.endswith("meta.json"):
             h.update(name.encode() + b"\0" + hashlib.sha256(data).digest())
     return h.hexdigest()
@@ -127,9 +120,9 @@ def test_material_dye_response_reproduces_synthvi_1_byte_for_byte(tmp_path: Path
 
 
 def test_infrared_response_changes_only_the_near_infrared_garments(tmp_path: Path) -> None:
-    default = _tree(synthesize(tmp_path / "p", "sysu", preset="tiny", ids=4, seed=0, workers=1).root)
-    hard = _tree(synthesize(tmp_path / "m", "sysu", preset="tiny", ids=4, seed=0, workers=1,
-                            infrared="material-dye").root)
+    default = tree(synthesize(tmp_path / "p", "sysu", preset="tiny", ids=4, seed=0, workers=1).root)
+    hard = tree(synthesize(tmp_path / "m", "sysu", preset="tiny", ids=4, seed=0, workers=1,
+                           infrared="material-dye").root)
     assert default.keys() == hard.keys()
     visible = [n for n in default if n.startswith(("cam1/", "cam2/", "cam4/", "cam5/"))]
     infrared = [n for n in default if n.startswith(("cam3/", "cam6/"))]

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+from synthvi_helpers import check_seed_determinism, tree
 
 from papg_bench.data import synthvi_llcm
 from papg_bench.data.synthvi import GT_DIR, make_params, read_keypoints, read_meta, synthesize
@@ -150,18 +151,10 @@ def test_low_light_share_per_camera(root: Path) -> None:
     assert 0.25 < len(dark) / len(visible) < 0.45
 
 
-def _tree(root: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
-
-
 def test_same_seed_byte_identical_whatever_the_workers(tmp_path: Path) -> None:
-    one = synthesize(tmp_path / "a", "llcm", preset="tiny", ids=4, seed=5, workers=1).root
-    two = synthesize(tmp_path / "b", "llcm", preset="tiny", ids=4, seed=5, workers=2).root
-    other = synthesize(tmp_path / "c", "llcm", preset="tiny", ids=4, seed=6, workers=1).root
-    assert _tree(one) == _tree(two)
-    assert _tree(one)["synthvi/keypoints.csv"] != _tree(other)["synthvi/keypoints.csv"]
+    one = check_seed_determinism(tmp_path, "llcm", seed=5)
     material = synthesize(tmp_path / "d", "llcm", preset="tiny", ids=4, seed=5, workers=1, infrared="material-dye")
-    changed = {k for k, v in _tree(material.root).items() if _tree(one).get(k) != v}
+    changed = {k for k, v in tree(material.root).items() if one.get(k) != v}
 
     def near_infrared(k: str) -> bool:  # an infrared image, or the infrared twin of a visible one
         return k.endswith("_vis.jpg") == k.startswith(f"{GT_DIR}/counterparts/")

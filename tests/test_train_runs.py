@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 import torch.multiprocessing as mp
-from reid_helpers import TINY, make_workspace, one_thread
+from reid_helpers import TINY, make_workspace, one_thread, train_tiny
 
 from papg_bench.cli import main
 from papg_bench.errors import UserError
@@ -28,14 +28,11 @@ def ws(tmp_path_factory: pytest.TempPathFactory) -> Workspace:
 
 @pytest.fixture(scope="module")
 def agw_run(ws: Workspace):  # noqa: ANN201
-    from papg_bench.training import torch_threads
-
-    with torch_threads(1):
-        return train_run(ws, "sysu", "agw", "none", seed=0, preset="tiny", overrides=TINY, device="cpu")
+    return train_tiny(ws)
 
 
 def test_run_folder_summary_and_reuse(ws: Workspace, agw_run) -> None:  # noqa: ANN001
-    assert agw_run.status == "trained"
+    assert agw_run.status == "done"
     run_dir = ws.run_dir("sysu", "agw-none-s0")
     assert agw_run.run_dir == run_dir
     for name in ("config.json", "checkpoint.pt", "summary.json", "log.jsonl"):
@@ -78,7 +75,8 @@ def test_val_split_selects_the_epoch_on_held_out_training_identities(ws: Workspa
 
 
 def test_resume_is_exact(ws: Workspace) -> None:
-    # DART with papg images: the resumed epoch refits the mixture from the checkpointed model.
+    # DART's twins with papg images, stopped after the warm-up: the resumed epoch scores every image with both
+    # checkpointed networks, refits both mixtures and trains each network on the other's probabilities.
     settings = {**TINY, "dart_warmup": 1}
     straight = train_run(ws, "sysu", "dart", "papg", seed=3, preset="tiny", overrides=settings, run="straight",
                          device="cpu")
@@ -92,12 +90,20 @@ def test_resume_is_exact(ws: Workspace) -> None:
     assert resumed.status == "resumed"
     a = torch.load(straight.run_dir / "checkpoint.pt", weights_only=False)
     b = torch.load(resumed.run_dir / "checkpoint.pt", weights_only=False)
+    assert a["model"].keys() == b["model"].keys() and {k.split(".")[1] for k in a["model"]} == {"0", "1"}
     for key, value in a["model"].items():
         assert torch.equal(value, b["model"][key]), key
+    assert not torch.equal(a["model"]["networks.0.classifier.weight"], a["model"]["networks.1.classifier.weight"])
+    assert len(a["optimizer"]) == len(b["optimizer"]) == 2  # one optimiser per network, as the released run.py
+    for one, other in zip(a["optimizer"], b["optimizer"], strict=True):
+        for index, state in one["state"].items():
+            assert torch.equal(state["momentum_buffer"], other["state"][index]["momentum_buffer"])
     assert a["history"] == [{**h, "images_per_s": a["history"][i]["images_per_s"]} for i, h in enumerate(b["history"])]
+    assert "noisy_infrared_net2" not in a["history"][0] and 0 <= a["history"][1]["noisy_infrared_net2"] <= 1
     dart = resumed.summary["dart"]
     assert dart == straight.summary["dart"]
     assert dart["generated_images"] > 0 and 0 <= dart["generated_low_clean"] <= dart["generated_images"]
+    assert [e["epoch"] for e in dart["noisy_by_epoch"]] == [1] and set(dart["noisy"]) == {"net1", "net2"}
 
 
 def _free_port() -> int:

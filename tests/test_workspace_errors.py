@@ -197,7 +197,7 @@ def test_read_only_work_still_serves_reading_commands(tmp_path: Path, read_only:
                      capsys)
     assert code == 0, text
     assert "+ PAPG (ours)" in text
-    assert {p.name for p in (tmp_path / "out").iterdir()} == {"table.md", "table.csv", "table.tex"}
+    assert {p.name for p in (tmp_path / "out").iterdir()} == {"table.md", "table.csv", "table.tex", "report.json"}
     read_only.clear()
     assert tree(work) == before
 

@@ -8,17 +8,19 @@ report) finds the object from there instead of branching on a name.
 A new dataset provides, in its reader module:
 
 - ``name`` (the registry key and the ``--dataset`` of ``prepare``), ``title``;
-- :meth:`read`: the official layout -> :class:`~papg_bench.data.records.DatasetListing` (path, pid,
+- :meth:`read`: the official layout -> :class:`~papg_bench.data.listing.DatasetListing` (path, pid,
   camera, modality and split tokens of every image), with one clear error per malformed file;
 - ``visible_cameras`` / ``infrared_cameras`` and ``default_size``;
 - ``trial_splits`` when its training identities change with the trial (RegDB), with :meth:`in_split`
   reading the split tokens it wrote;
 - :meth:`counterpart_partners` when it has true counterparts (co-captured pairs), else None;
-- ``protocol``: its :class:`~papg_bench.protocols.protocol.Protocol`.
+- ``protocol_module``: the module whose ``PROTOCOL`` is its
+  :class:`~papg_bench.protocols.protocol.Protocol` (:attr:`Dataset.protocol`).
 """
 
 from __future__ import annotations
 
+import importlib
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from pathlib import Path
@@ -26,7 +28,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
-from papg_bench.data.records import DatasetListing
+from papg_bench.data.listing import DatasetListing
 
 if TYPE_CHECKING:
     from papg_bench.data.store import Store
@@ -41,15 +43,16 @@ class Dataset(ABC):
     default_size: ClassVar[tuple[int, int]] = (288, 144)
     trial_splits: ClassVar[bool] = False
     counterparts: ClassVar[str | None] = None  # where true counterparts come from, when the dataset has them
+    protocol_module: ClassVar[str]  # the module holding its PROTOCOL, imported on first use
 
     @abstractmethod
     def read(self, root: Path) -> DatasetListing:
         """Every image of the official layout under ``root``."""
 
     @property
-    @abstractmethod
     def protocol(self) -> Protocol:
-        """The evaluation protocol of this dataset."""
+        """The evaluation protocol of this dataset: the ``PROTOCOL`` of :attr:`protocol_module`."""
+        return importlib.import_module(self.protocol_module).PROTOCOL
 
     def split_trial(self, trial: int | None) -> int | None:
         """The trial whose split a row's membership depends on (None where splits have no trials)."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from papg_bench.catalog import get_dataset
-from papg_bench.data.records import DatasetListing
+from papg_bench.data.listing import DatasetListing
 
 
 def read_layout(dataset: str, root: Path) -> DatasetListing:

@@ -16,10 +16,9 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from papg_bench.data.dataset import Dataset
-from papg_bench.data.records import (
+from papg_bench.data.listing import (
     IMAGE_SUFFIXES,
     INFRARED,
     VISIBLE,
@@ -28,9 +27,6 @@ from papg_bench.data.records import (
     read_path_label_list,
 )
 from papg_bench.errors import UserError
-
-if TYPE_CHECKING:
-    from papg_bench.protocols.protocol import Protocol
 
 VISIBLE_CAMERAS = (1, 2, 3, 4, 5, 6, 7, 8, 9)
 INFRARED_CAMERAS = (1, 2, 4, 5, 6, 7, 8, 9)
@@ -230,17 +226,12 @@ class LlcmDataset(Dataset):
 
     name = "llcm"
     title = "LLCM"
+    protocol_module = "papg_bench.protocols.llcm"
     visible_cameras = VISIBLE_CAMERAS
     infrared_cameras = INFRARED_CAMERAS
 
     def read(self, root: Path) -> DatasetListing:
         return read_llcm(root)
-
-    @property
-    def protocol(self) -> Protocol:
-        from papg_bench.protocols.llcm import PROTOCOL
-
-        return PROTOCOL
 
 
 DATASET = LlcmDataset()

@@ -7,7 +7,6 @@ nor the main process ever hold more than a handful of images: memory does not gr
 
 from __future__ import annotations
 
-import multiprocessing as mp
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,16 +14,15 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from papg_bench.data.records import DatasetListing
-from papg_bench.data.store import checksum_files, is_complete
+from papg_bench.data.listing import DatasetListing
+from papg_bench.data.store import checksum_files, store_mark
 from papg_bench.data.writer import StoreWriter
 from papg_bench.errors import UserError
 from papg_bench.progress import track
+from papg_bench.stages import DONE, REUSED, is_done, read_json
+from papg_bench.workers import worker_results
 
 RESAMPLE = Image.Resampling.LANCZOS
-
-_worker_state: dict = {}
-
 
 def load_resized(path: Path | str, height: int, width: int) -> np.ndarray:
     """Decode one image as RGB and resize it to ``height`` x ``width`` (the store's pixels)."""
@@ -36,27 +34,37 @@ def load_resized(path: Path | str, height: int, width: int) -> np.ndarray:
     return np.asarray(rgb, dtype=np.uint8)
 
 
-def _init_worker(image_path: str, header: int, height: int, width: int) -> None:
-    _worker_state["fd"] = os.open(image_path, os.O_WRONLY)
-    _worker_state.update(header=header, height=height, width=width)
+@dataclass(frozen=True)
+class _Decoder:
+    fd: int  # the store's images.npy, open for writing
+    header: int
+    height: int
+    width: int
 
 
-def _decode_into_store(task: tuple[int, str]) -> tuple[int, str | None]:
+def _open_decoder(image_path: str, header: int, height: int, width: int) -> _Decoder:
+    return _Decoder(os.open(image_path, os.O_WRONLY), header, height, width)
+
+
+def _close_decoder(decoder: _Decoder) -> None:
+    os.close(decoder.fd)
+
+
+def _decode_into_store(decoder: _Decoder, task: tuple[int, str]) -> tuple[int, str | None]:
     row, path = task
-    h, w = _worker_state["height"], _worker_state["width"]
+    h, w = decoder.height, decoder.width
     try:
         pixels = load_resized(path, h, w)
     except Exception as exc:  # noqa: BLE001 - any decoder failure is reported with the file named
         return row, f"{type(exc).__name__}: {exc}"
-    offset = _worker_state["header"] + row * h * w * 3
-    os.pwrite(_worker_state["fd"], pixels.tobytes(), offset)
+    os.pwrite(decoder.fd, pixels.tobytes(), decoder.header + row * h * w * 3)
     return row, None
 
 
 @dataclass
 class PrepareResult:
     path: Path
-    status: str  # "built" or "unchanged"
+    status: str  # a stage outcome: done or reused
     count: int
     skipped: list[dict] = field(default_factory=list)
 
@@ -75,30 +83,19 @@ def prepare_store(
     height, width = size
     rel_paths = [r.path for r in listing.records]
     checksum = checksum_files(root, rel_paths, extra=f"{listing.name}:{height}x{width}:lanczos")
-    if is_complete(out) and not force:
-        import json
-
-        meta = json.loads((Path(out) / "meta.json").read_text())
-        if meta.get("content_checksum") == checksum:
-            return PrepareResult(path=Path(out), status="unchanged", count=int(meta["count"]),
-                                 skipped=meta.get("skipped", []))
+    if not force and is_done(store_mark(out), checksum):
+        meta = read_json(Path(out) / "meta.json") or {}
+        return PrepareResult(path=Path(out), status=REUSED, count=int(meta["count"]), skipped=meta.get("skipped", []))
     workers = max(1, workers or os.cpu_count() or 1)
     count = len(rel_paths)
     skipped: list[dict] = []
     with StoreWriter(out, count, height, width) as writer:
         tasks = [(i, str(root / rel)) for i, rel in enumerate(rel_paths)]
-        ctx = mp.get_context("spawn")
         init_args = (str(writer.image_path), writer.header_bytes, height, width)
-        with track(f"prepare {listing.name}", total=count, unit="img") as advance:
-            if workers == 1:
-                _init_worker(*init_args)
-                results = map(_decode_into_store, tasks)
-                _drain(results, rel_paths, skip_bad, skipped, advance)
-                os.close(_worker_state.pop("fd"))
-            else:
-                with ctx.Pool(workers, initializer=_init_worker, initargs=init_args) as pool:
-                    results = pool.imap_unordered(_decode_into_store, tasks, chunksize=16)
-                    _drain(results, rel_paths, skip_bad, skipped, advance)
+        with track(f"prepare {listing.name}", total=count, unit="img") as advance, \
+                worker_results(_decode_into_store, tasks, workers, _open_decoder, init_args, teardown=_close_decoder,
+                               chunksize=16) as results:
+            _drain(results, rel_paths, skip_bad, skipped, advance)
         bad_rows = {s["row"] for s in skipped}
         keep = [i for i in range(count) if i not in bad_rows]
         if not keep:
@@ -122,7 +119,7 @@ def prepare_store(
             **listing.info,
         }
         path = writer.finish(columns, meta)
-    return PrepareResult(path=path, status="built", count=len(keep), skipped=meta["skipped"])
+    return PrepareResult(path=path, status=DONE, count=len(keep), skipped=meta["skipped"])
 
 
 def _drain(results, rel_paths, skip_bad, skipped, advance) -> None:  # type: ignore[no-untyped-def]

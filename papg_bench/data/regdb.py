@@ -17,12 +17,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from papg_bench.data.dataset import Dataset
-from papg_bench.data.records import INFRARED, VISIBLE, DatasetListing, ImageRecord, read_path_label_list
+from papg_bench.data.listing import INFRARED, VISIBLE, DatasetListing, ImageRecord, read_path_label_list
 from papg_bench.errors import UserError
 
 if TYPE_CHECKING:
     from papg_bench.data.store import Store
-    from papg_bench.protocols.protocol import Protocol
 
 MODALITY_FOLDERS = {"Visible": (VISIBLE, 1), "Thermal": (INFRARED, 2)}
 LIST_KINDS = ("train_visible", "train_thermal", "test_visible", "test_thermal")
@@ -107,6 +106,7 @@ class RegdbDataset(Dataset):
 
     name = "regdb"
     title = "RegDB"
+    protocol_module = "papg_bench.protocols.regdb"
     visible_cameras = (MODALITY_FOLDERS["Visible"][1],)
     infrared_cameras = (MODALITY_FOLDERS["Thermal"][1],)
     trial_splits = True
@@ -114,12 +114,6 @@ class RegdbDataset(Dataset):
 
     def read(self, root: Path) -> DatasetListing:
         return read_regdb(root)
-
-    @property
-    def protocol(self) -> Protocol:
-        from papg_bench.protocols.regdb import PROTOCOL
-
-        return PROTOCOL
 
     def in_split(self, splits: np.ndarray, split: str, trial: int | None, meta: Mapping[str, Any]) -> np.ndarray:
         trial = trial if trial is not None else int(meta.get("trials", [1])[0])

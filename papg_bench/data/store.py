@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from papg_bench.errors import UserError
+from papg_bench.stages import DONE, Mark, read_json, state
 
 if TYPE_CHECKING:
     from papg_bench.data.dataset import Dataset
@@ -30,6 +31,10 @@ if TYPE_CHECKING:
 STORE_FORMAT = 1
 BASE_COLUMNS = ("row", "path", "pid", "cam", "modality", "split")
 INT_COLUMNS = {"row", "pid", "cam", "source_row", "counterpart_of"}
+
+
+def _column(name: str) -> property:
+    return property(lambda self: self.columns[name], doc=f"The index's ``{name}`` column.")
 
 
 @dataclass
@@ -48,21 +53,18 @@ class Store:
     def paths(self) -> list[str]:
         return list(self.columns["path"])
 
-    @property
-    def pids(self) -> np.ndarray:
-        return self.columns["pid"]
+    pids = _column("pid")
+    cams = _column("cam")
+    modalities = _column("modality")
+    splits = _column("split")
 
     @property
-    def cams(self) -> np.ndarray:
-        return self.columns["cam"]
+    def checksum(self) -> str:
+        """What identifies the store's content: the checksum ``prepare`` / ``generate`` recorded, else the
+        sha256 of its index (stores written without one)."""
+        from papg_bench.workspace import sha256_file
 
-    @property
-    def modalities(self) -> np.ndarray:
-        return self.columns["modality"]
-
-    @property
-    def splits(self) -> np.ndarray:
-        return self.columns["split"]
+        return str(self.meta.get("content_checksum") or sha256_file(self.path / "index.csv"))
 
     @property
     def size(self) -> tuple[int, int]:
@@ -115,14 +117,17 @@ def index_csv(columns: dict[str, Sequence[Any]]) -> str:
     return out.getvalue()
 
 
+def store_mark(path: Path, fingerprint_key: str = "content_checksum") -> Mark | None:
+    """The stage mark of the store at ``path``: its ``meta.json`` field ``fingerprint_key`` and completeness."""
+    meta = read_json(Path(path) / "meta.json")
+    if meta is None:
+        return None
+    return Mark(meta.get(fingerprint_key), bool(meta.get("complete")))
+
+
 def is_complete(path: Path) -> bool:
-    meta = Path(path) / "meta.json"
-    if not meta.is_file():
-        return False
-    try:
-        return bool(json.loads(meta.read_text()).get("complete"))
-    except (json.JSONDecodeError, OSError):
-        return False
+    """Whether ``path`` holds a whole store (whatever it was made from)."""
+    return state(store_mark(path)) == DONE
 
 
 def open_store(path: Path, what: str = "store") -> Store:

@@ -13,9 +13,7 @@ written under a temporary sibling folder and renamed into place when complete.
 
 from __future__ import annotations
 
-import json
 import math
-import multiprocessing as mp
 import os
 import random
 import time
@@ -28,16 +26,19 @@ from papg_bench.data.store import remove_stale_temporaries
 from papg_bench.data.synthvi_body import Identity, View, pose_skeleton, sample_identity
 from papg_bench.data.synthvi_materials import DEFAULT_INFRARED, check_infrared
 from papg_bench.data.synthvi_render import Moment, encode_jpeg, keypoints, person_layers, render, scene_offset
-from papg_bench.data.synthvi_scene import REGDB_CAMERAS, SYSU_CAMERAS, Camera
+from papg_bench.data.synthvi_scene import REGDB_CAMERAS, SYSU_CAMERAS, Camera, cameras_seeing
 from papg_bench.data.sysu import IR_CAMERAS, RGB_CAMERAS
 from papg_bench.errors import UserError
+from papg_bench.pose.annotation_csv import CSV_HEADER, read_annotations, write_annotations
 from papg_bench.progress import track
+from papg_bench.stages import DONE, REUSED, Mark, is_done, read_json
+from papg_bench.workers import worker_results
 from papg_bench.workspace import atomic_path, atomic_write_json, atomic_write_text
 
 VERSION = 2  # 2: the garments' near-infrared response is a parameter (--infrared), default projection
 LAYOUTS = ("sysu", "regdb", "llcm")
 GT_DIR = "synthvi"
-KEYPOINTS_HEADER = "name:keypoints_y:keypoints_x"
+KEYPOINTS_HEADER = CSV_HEADER
 REGDB_PER_ID = 10
 REGDB_TRIALS = 10
 
@@ -75,7 +76,7 @@ class Params:
 @dataclass
 class SynthResult:
     root: Path
-    status: str  # "built" or "unchanged"
+    status: str  # a stage outcome: done or reused
     images: int
     seconds: float
 
@@ -128,8 +129,8 @@ def sysu_tracks(params: Params) -> list[tuple[int, int, int]]:
     tracks = []
     for pid in range(1, params.ids + 1):
         rng = np.random.default_rng([params.seed, pid, 0xCA])
-        rgb = [c for c in RGB_CAMERAS if rng.random() < RGB_PRESENCE] or [int(rng.choice(RGB_CAMERAS))]
-        ir = [c for c in IR_CAMERAS if rng.random() < IR_PRESENCE] or [int(rng.choice(IR_CAMERAS))]
+        rgb = cameras_seeing(rng, RGB_CAMERAS, RGB_PRESENCE)
+        ir = cameras_seeing(rng, IR_CAMERAS, IR_PRESENCE)
         for cam in sorted(rgb + ir):
             tracks.append((pid, cam, int(rng.integers(lo, hi + 1))))
     return tracks
@@ -196,23 +197,28 @@ def make_moment(person: Identity, camera: Camera, seed: int, track_key: tuple[in
     return moment, rng
 
 
-_state: dict = {}
+@dataclass(frozen=True)
+class _RenderSettings:
+    root: Path
+    seed: int
+    height: int
+    width: int
+    infrared: str
+
+    def write(self, rel: str, data: bytes) -> None:
+        path = self.root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
 
 
-def _init_worker(root: str, seed: int, height: int, width: int, infrared: str) -> None:
-    _state.update(root=Path(root), seed=seed, height=height, width=width, infrared=infrared)
+def _render_settings(root: str, seed: int, height: int, width: int, infrared: str) -> _RenderSettings:
+    return _RenderSettings(Path(root), seed, height, width, infrared)
 
 
-def _write(rel: str, data: bytes) -> None:
-    path = _state["root"] / rel
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(data)
-
-
-def _render_track(task: tuple) -> list[tuple[str, list[int], list[int]]]:
+def _render_track(settings: _RenderSettings, task: tuple) -> list[tuple[str, list[int], list[int]]]:
     """Render and write one track; returns (name, ys, xs) keypoint rows."""
     layout, pid, cam, count = task[:4]
-    seed, h, w, infrared = _state["seed"], _state["height"], _state["width"], _state["infrared"]
+    seed, h, w, infrared, _write = settings.seed, settings.height, settings.width, settings.infrared, settings.write
     if layout == "llcm":
         from papg_bench.data import synthvi_llcm
 
@@ -248,16 +254,13 @@ def _render_track(task: tuple) -> list[tuple[str, list[int], list[int]]]:
 # -------------------------------------------------------------------------------------------- driver
 
 def read_meta(out: Path) -> dict | None:
-    path = Path(out) / GT_DIR / "meta.json"
-    try:
-        return json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError):
-        return None
+    return read_json(Path(out) / GT_DIR / "meta.json")
 
 
 def is_complete(out: Path, params: Params) -> bool:
+    """Whether ``out`` holds a whole synthvi rendering of ``params``."""
     meta = read_meta(out)
-    return bool(meta and meta.get("complete") and meta.get("params") == params.key())
+    return is_done(Mark(meta.get("params"), bool(meta.get("complete"))) if meta else None, params.key())
 
 
 def synthesize(out: Path, layout: str, preset: str = "small", seed: int = 0, ids: int | None = None,
@@ -270,7 +273,7 @@ def synthesize(out: Path, layout: str, preset: str = "small", seed: int = 0, ids
     out = Path(out)
     params = make_params(layout, preset, seed, ids, size, infrared)
     if is_complete(out, params) and not force:
-        return SynthResult(out, "unchanged", int(read_meta(out)["images"]), 0.0)  # type: ignore[index]
+        return SynthResult(out, REUSED, int(read_meta(out)["images"]), 0.0)  # type: ignore[index]
     if out.exists() and (not out.is_dir() or (any(out.iterdir()) and read_meta(out) is None)):
         raise UserError(
             f"--out {out} exists and is not a synthvi output (no {GT_DIR}/meta.json): give a new or empty "
@@ -282,7 +285,7 @@ def synthesize(out: Path, layout: str, preset: str = "small", seed: int = 0, ids
         tmp.mkdir(parents=True)
         count = _render_all(tmp, params, workers)
         os.replace(tmp / GT_DIR / "meta.partial.json", tmp / GT_DIR / "meta.json")
-    return SynthResult(out, "built", count, time.perf_counter() - start)
+    return SynthResult(out, DONE, count, time.perf_counter() - start)
 
 
 def ensure_synthvi(out: Path, layout: str, preset: str, seed: int, infrared: str = DEFAULT_INFRARED) -> Path:
@@ -313,18 +316,11 @@ def _render_all(tmp: Path, params: Params, workers: int | None) -> int:
     workers = max(1, min(workers or os.cpu_count() or 1, len(tasks)))
     init_args = (str(tmp), params.seed, h, w, params.infrared)
     rows: list[tuple[str, list[int], list[int]]] = []
-    with track(f"synth {params.layout}", total=total, unit="img") as advance:
-        if workers == 1:
-            _init_worker(*init_args)
-            for task in tasks:
-                rows.extend(result := _render_track(task))
-                advance(len(result))
-        else:
-            ctx = mp.get_context("spawn")
-            with ctx.Pool(workers, initializer=_init_worker, initargs=init_args) as pool:
-                for result in pool.imap_unordered(_render_track, tasks, chunksize=1):
-                    rows.extend(result)
-                    advance(len(result))
+    with track(f"synth {params.layout}", total=total, unit="img") as advance, \
+            worker_results(_render_track, tasks, workers, _render_settings, init_args) as results:
+        for result in results:
+            rows.extend(result)
+            advance(len(result))
     if params.layout == "sysu":
         exp = tmp / "exp"
         exp.mkdir()
@@ -336,9 +332,7 @@ def _render_all(tmp: Path, params: Params, workers: int | None) -> int:
         for name, lines in regdb_lists(params).items():
             atomic_write_text(tmp / "idx" / name, "\n".join(lines) + "\n")
     rows.sort()
-    lines = [KEYPOINTS_HEADER]
-    lines += [f"{n}: [{', '.join(map(str, ys))}]: [{', '.join(map(str, xs))}]" for n, ys, xs in rows]
-    atomic_write_text(tmp / GT_DIR / "keypoints.csv", "\n".join(lines) + "\n")
+    write_annotations(tmp / GT_DIR / "keypoints.csv", rows)
     meta = {
         "generator": "synthvi",
         "params": params.key(),
@@ -370,20 +364,5 @@ def _render_all(tmp: Path, params: Params, workers: int | None) -> int:
 
 def read_keypoints(path: Path) -> dict[str, np.ndarray]:
     """keypoints.csv -> {name: 18 x 2 int array of (x, y)}, -1 where out of view."""
-    result: dict[str, np.ndarray] = {}
-    lines = Path(path).read_text().splitlines()
-    if not lines or lines[0].strip() != KEYPOINTS_HEADER:
-        raise UserError(f"{path}: first line must be '{KEYPOINTS_HEADER}'.")
-    for number, line in enumerate(lines[1:], 2):
-        if not line.strip():
-            continue
-        try:
-            name, ys, xs = line.split(":")
-            y = json.loads(ys)
-            x = json.loads(xs)
-        except ValueError:
-            raise UserError(f"{path}:{number}: expected 'name: [18 ys]: [18 xs]'.") from None
-        if len(y) != 18 or len(x) != 18:
-            raise UserError(f"{path}:{number}: expected 18 y and 18 x values.")
-        result[name.strip()] = np.stack([np.array(x), np.array(y)], axis=1).astype(np.int64)
-    return result
+    names, points = read_annotations(path)
+    return {name.strip(): kp[:, :2].astype(np.int64) for name, kp in zip(names, points, strict=True)}

@@ -12,12 +12,16 @@ from dataclasses import dataclass
 
 import numpy as np
 
-# OpenPose-18 order.
-KEYPOINT_NAMES = (
-    "nose", "neck", "r_shoulder", "r_elbow", "r_wrist", "l_shoulder", "l_elbow", "l_wrist",
-    "r_hip", "r_knee", "r_ankle", "l_hip", "l_knee", "l_ankle", "r_eye", "l_eye", "r_ear", "l_ear",
-)
-NOSE, NECK, RSH, REL, RWR, LSH, LEL, LWR, RHIP, RKNEE, RANK, LHIP, LKNEE, LANK, REYE, LEYE, REAR, LEAR = range(18)
+from papg_bench.pose.keypoints import NUM_JOINTS, OPENPOSE18
+
+# Joint indices in the OpenPose-18 order.
+_JOINT = {name: index for index, name in enumerate(OPENPOSE18)}
+NOSE, NECK = _JOINT["nose"], _JOINT["neck"]
+RSH, REL, RWR = _JOINT["r_shoulder"], _JOINT["r_elbow"], _JOINT["r_wrist"]
+LSH, LEL, LWR = _JOINT["l_shoulder"], _JOINT["l_elbow"], _JOINT["l_wrist"]
+RHIP, RKNEE, RANK = _JOINT["r_hip"], _JOINT["r_knee"], _JOINT["r_ankle"]
+LHIP, LKNEE, LANK = _JOINT["l_hip"], _JOINT["l_knee"], _JOINT["l_ankle"]
+REYE, LEYE, REAR, LEAR = _JOINT["r_eye"], _JOINT["l_eye"], _JOINT["r_ear"], _JOINT["l_ear"]
 FACE_POINTS = (NOSE, REYE, LEYE, REAR, LEAR)
 
 # Palettes are deliberately small so that every colour, material and style is shared by many
@@ -106,7 +110,7 @@ def sample_identity(seed: int, pid: int) -> Identity:
 
 @dataclass(frozen=True)
 class Skeleton:
-    joints: np.ndarray  # 18 x 3 body coordinates
+    joints: np.ndarray  # NUM_JOINTS x 3 body coordinates
     toes: np.ndarray  # 2 x 3 (right, left): shoe tips
     head: np.ndarray  # 3: head centre
     head_radius: float
@@ -127,7 +131,7 @@ def pose_skeleton(person: Identity, phase: float, rng: np.random.Generator, nois
     upper_arm, forearm = 0.175, 0.16
 
     swing = 0.42 * math.sin(phase)
-    joints = np.zeros((18, 3))
+    joints = np.zeros((NUM_JOINTS, 3))
     joints[NECK] = (0, neck_y, 0)
     joints[RSH] = (-sh_w, shoulder_y, 0)
     joints[LSH] = (sh_w, shoulder_y, 0)
@@ -181,8 +185,8 @@ class View:
 
 
 def face_visibility(skel: Skeleton, view: View) -> np.ndarray:
-    """Which of the 18 joints are visible to the camera (face points hidden when turned away)."""
-    visible = np.ones(18, dtype=bool)
+    """Which of the joints are visible to the camera (face points hidden when turned away)."""
+    visible = np.ones(NUM_JOINTS, dtype=bool)
     head_d = view.rotate(skel.head)[2]
     depth = view.rotate(skel.joints)[:, 2]
     for j in (NOSE, REYE, LEYE):

@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from papg_bench.data.llcm import INFRARED_CAMERAS, VISIBLE_CAMERAS
 from papg_bench.data.synthvi import GT_DIR, Params, make_moment
 from papg_bench.data.synthvi_body import sample_identity
 from papg_bench.data.synthvi_render import encode_jpeg, keypoints, person_layers, render
@@ -39,11 +40,10 @@ from papg_bench.data.synthvi_scene import (
     SIDEWAYS,
     Camera,
     Look,
+    cameras_seeing,
 )
 from papg_bench.workspace import atomic_write_text
 
-VISIBLE_CAMERAS = (1, 2, 3, 4, 5, 6, 7, 8, 9)
-INFRARED_CAMERAS = (1, 2, 4, 5, 6, 7, 8, 9)
 SUFFIX = {"V": "vis", "I": "nir"}
 LOW_LIGHT_FILE = "low_light.txt"
 VIS_PRESENCE, NIR_PRESENCE = 0.535, 0.4965  # chance that a camera sees an identity, per modality
@@ -74,24 +74,19 @@ class LlcmCamera:
 WARM, SODIUM, COLD, MIXED_LAMPS = (1.2, 1.0, 0.72), (1.35, 0.95, 0.5), (0.82, 0.98, 1.22), (1.1, 1.02, 0.85)
 HALL_RGB = Look(wb=(0.92, 1.0, 1.08), gain=0.9, gamma=1.08, blur=0.7, noise=5.0, jpeg=84, vignette=0.25)
 GATE_RGB = Look(wb=(1.04, 1.0, 0.9), gain=1.15, gamma=0.88, blur=0.5, noise=3.5, jpeg=88, vignette=0.15)
-LLCM_CAMERAS = {
-    1: LlcmCamera(Camera(1, "V", "room_d", FRONT_BACK, (0.78, 0.94), 0.12, 0.10, INDOOR_RGB, INDOOR_NIR),
-                  0.25, WARM),
-    2: LlcmCamera(Camera(2, "V", "room_e", SIDEWAYS, (0.74, 0.9), 0.08, 0.10, HALL_RGB, INDOOR_NIR), 0.3, COLD),
-    3: LlcmCamera(Camera(3, "V", "street_d", MIXED, (0.76, 0.94), 0.1, 0.12, OUTDOOR_RGB, OUTDOOR_NIR),
-                  0.5, SODIUM),
-    4: LlcmCamera(Camera(4, "V", "street_e", FRONT_BACK, (0.8, 0.95), 0.05, 0.12, GATE_RGB, OUTDOOR_NIR),
-                  0.35, SODIUM),
-    5: LlcmCamera(Camera(5, "V", "street_f", SIDEWAYS, (0.75, 0.92), 0.15, 0.12, OUTDOOR_RGB, OUTDOOR_NIR),
-                  0.4, MIXED_LAMPS),
-    6: LlcmCamera(Camera(6, "V", "room_f", MIXED, (0.76, 0.94), 0.12, 0.10, HALL_RGB, INDOOR_NIR), 0.2, WARM),
-    7: LlcmCamera(Camera(7, "V", "street_g", FRONT_BACK, (0.78, 0.94), 0.1, 0.12, OUTDOOR_RGB, OUTDOOR_NIR),
-                  0.45, COLD),
-    8: LlcmCamera(Camera(8, "V", "street_h", SIDEWAYS, (0.74, 0.92), 0.12, 0.12, GATE_RGB, OUTDOOR_NIR),
-                  0.3, SODIUM),
-    9: LlcmCamera(Camera(9, "V", "street_i", MIXED, (0.76, 0.94), 0.08, 0.12, OUTDOOR_RGB, OUTDOOR_NIR),
-                  0.4, MIXED_LAMPS),
+# camera: scene, views, scale, tilt, occlusion, day look, near-infrared look, low-light share, night tint
+_CAMERA_TABLE = {
+    1: ("room_d", FRONT_BACK, (0.78, 0.94), 0.12, 0.10, INDOOR_RGB, INDOOR_NIR, 0.25, WARM),
+    2: ("room_e", SIDEWAYS, (0.74, 0.9), 0.08, 0.10, HALL_RGB, INDOOR_NIR, 0.3, COLD),
+    3: ("street_d", MIXED, (0.76, 0.94), 0.1, 0.12, OUTDOOR_RGB, OUTDOOR_NIR, 0.5, SODIUM),
+    4: ("street_e", FRONT_BACK, (0.8, 0.95), 0.05, 0.12, GATE_RGB, OUTDOOR_NIR, 0.35, SODIUM),
+    5: ("street_f", SIDEWAYS, (0.75, 0.92), 0.15, 0.12, OUTDOOR_RGB, OUTDOOR_NIR, 0.4, MIXED_LAMPS),
+    6: ("room_f", MIXED, (0.76, 0.94), 0.12, 0.10, HALL_RGB, INDOOR_NIR, 0.2, WARM),
+    7: ("street_g", FRONT_BACK, (0.78, 0.94), 0.1, 0.12, OUTDOOR_RGB, OUTDOOR_NIR, 0.45, COLD),
+    8: ("street_h", SIDEWAYS, (0.74, 0.92), 0.12, 0.12, GATE_RGB, OUTDOOR_NIR, 0.3, SODIUM),
+    9: ("street_i", MIXED, (0.76, 0.94), 0.08, 0.12, OUTDOOR_RGB, OUTDOOR_NIR, 0.4, MIXED_LAMPS),
 }
+LLCM_CAMERAS = {cam: LlcmCamera(Camera(cam, "V", *row[:7]), *row[7:]) for cam, row in _CAMERA_TABLE.items()}
 LOW_LIGHT_SHARE = {cam: spec.low_light for cam, spec in LLCM_CAMERAS.items()}
 
 
@@ -113,8 +108,8 @@ def llcm_tracks(params: Params) -> list[tuple[int, int, str, int]]:
     tracks = []
     for pid in range(1, params.ids + 1):
         rng = np.random.default_rng([params.seed, pid, 0x11CA])
-        vis = [c for c in VISIBLE_CAMERAS if rng.random() < VIS_PRESENCE] or [int(rng.choice(VISIBLE_CAMERAS))]
-        nir = [c for c in INFRARED_CAMERAS if rng.random() < NIR_PRESENCE] or [int(rng.choice(INFRARED_CAMERAS))]
+        vis = cameras_seeing(rng, VISIBLE_CAMERAS, VIS_PRESENCE)
+        nir = cameras_seeing(rng, INFRARED_CAMERAS, NIR_PRESENCE)
         for modality, cams in (("V", vis), ("I", nir)):
             for cam in cams:
                 tracks.append((pid, cam, modality, int(rng.integers(lo, hi + 1))))

@@ -9,11 +9,9 @@ from PIL import Image, ImageDraw
 
 from papg_bench.data.synthvi import GT_DIR, read_keypoints, read_meta, regdb_names
 from papg_bench.errors import UserError
+from papg_bench.pose.keypoints import DRAWN_LIMBS
 from papg_bench.workspace import atomic_path
 
-# OpenPose-18 limbs, for drawing
-LIMBS = ((1, 2), (2, 3), (3, 4), (1, 5), (5, 6), (6, 7), (1, 8), (8, 9), (9, 10), (1, 11), (11, 12), (12, 13),
-         (1, 0), (0, 14), (14, 16), (0, 15), (15, 17))
 CELL_HEIGHT = 160
 LABEL = 14
 
@@ -30,7 +28,7 @@ def _cell(root: Path, name: str | None, points: np.ndarray | None, height: int, 
         draw = ImageDraw.Draw(cell)
         sx, sy = width / src_w, height / src_h
         pts = [(float(x + 0.5) * sx, float(y + 0.5) * sy) if x >= 0 else None for x, y in points]
-        for a, b in LIMBS:
+        for a, b in DRAWN_LIMBS:
             if pts[a] is not None and pts[b] is not None:
                 draw.line((pts[a], pts[b]), fill=(255, 220, 0), width=1)
         for p in pts:

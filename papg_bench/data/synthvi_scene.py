@@ -98,6 +98,11 @@ WALLS = ((200, 195, 180), (170, 180, 190), (215, 210, 200), (160, 150, 130), (19
 FLOORS = ((120, 100, 80), (150, 150, 145), (90, 90, 95), (170, 160, 140))
 
 
+def cameras_seeing(rng: np.random.Generator, cameras: tuple[int, ...], presence: float) -> list[int]:
+    """The cameras that see an identity: each with chance ``presence``, one drawn at random where none does."""
+    return [c for c in cameras if rng.random() < presence] or [int(rng.choice(cameras))]
+
+
 def scene_size(height: int, width: int) -> tuple[int, int]:
     return int(round(height * 1.3)), int(round(width * 2.2))
 

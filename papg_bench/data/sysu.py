@@ -10,14 +10,10 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from papg_bench.data.dataset import Dataset
-from papg_bench.data.records import IMAGE_SUFFIXES, INFRARED, VISIBLE, DatasetListing, ImageRecord
+from papg_bench.data.listing import IMAGE_SUFFIXES, INFRARED, VISIBLE, DatasetListing, ImageRecord
 from papg_bench.errors import UserError
-
-if TYPE_CHECKING:
-    from papg_bench.protocols.protocol import Protocol
 
 RGB_CAMERAS = (1, 2, 4, 5)
 IR_CAMERAS = (3, 6)
@@ -132,17 +128,12 @@ class SysuDataset(Dataset):
 
     name = "sysu"
     title = "SYSU-MM01"
+    protocol_module = "papg_bench.protocols.sysu"
     visible_cameras = RGB_CAMERAS
     infrared_cameras = IR_CAMERAS
 
     def read(self, root: Path) -> DatasetListing:
         return read_sysu(root)
-
-    @property
-    def protocol(self) -> Protocol:
-        from papg_bench.protocols.sysu import PROTOCOL
-
-        return PROTOCOL
 
 
 DATASET = SysuDataset()

@@ -16,7 +16,6 @@ first tensor that does not fit.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -38,6 +37,7 @@ from papg_bench.reid_baselines.interchange import (
     papg_generator_from_reference,
     read_mapped,
 )
+from papg_bench.stages import DONE, REUSED, Mark, is_done, read_json
 from papg_bench.training import save_checkpoint
 from papg_bench.workspace import Workspace, atomic_path, atomic_write_json, sha256_file
 
@@ -49,7 +49,7 @@ _BLOCK = re.compile(r"model\.(\d+)\.conv_block\.1\.weight")
 @dataclass
 class ImportedGenerator:
     run_dir: Path
-    status: str  # imported | unchanged
+    status: str  # a stage outcome: done (imported now) or reused
     imported: dict[str, Any]
     config: dict[str, Any]
 
@@ -116,12 +116,9 @@ def import_generator(
     run_dir = ws.generator_dir(dataset, name)
     config = {"config": cfg.to_dict(), "dataset": dataset, "imported": imported}
     if run_dir.exists():
-        try:
-            old = json.loads((run_dir / "config.json").read_text())
-        except (OSError, json.JSONDecodeError):
-            old = {}
-        if old == json.loads(json.dumps(config)) and (run_dir / GENERATORS).is_file():
-            return ImportedGenerator(run_dir, "unchanged", imported, config)
+        old = read_json(run_dir / "config.json") or {}
+        if is_done(Mark(old, (run_dir / GENERATORS).is_file()), config):
+            return ImportedGenerator(run_dir, REUSED, imported, config)
         if not force:
             was = "imported from other files" if "imported" in old else "a trained generator run"
             raise UserError(f"{run_dir} holds {was}: pass --force to replace it, or choose another --name.")
@@ -132,4 +129,4 @@ def import_generator(
             "v2i": loaded["v2i"], "i2v": loaded["i2v"], "epochs": None, "imported": imported,
         })
         atomic_write_json(tmp / "config.json", config)
-    return ImportedGenerator(run_dir, "imported", imported, config)
+    return ImportedGenerator(run_dir, DONE, imported, config)

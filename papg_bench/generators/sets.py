@@ -45,6 +45,7 @@ from papg_bench.data.store import Store, index_csv, is_complete, open_store
 from papg_bench.data.writer import StoreWriter
 from papg_bench.errors import UserError
 from papg_bench.progress import track
+from papg_bench.stages import DONE, REUSED, Mark, is_done, read_json
 from papg_bench.workspace import Workspace, atomic_write_json, sha256_file
 
 MANIFEST = "manifest.json"
@@ -127,7 +128,7 @@ class Translator(ABC):
 @dataclass
 class SetResult:
     path: Path
-    status: str  # "generated" or "unchanged"
+    status: str  # a stage outcome: done or reused
     count: int
     fingerprint: str
     seconds: float
@@ -140,11 +141,6 @@ def check_set_name(name: str, option: str = "--name") -> str:
         raise UserError(f"{option} {name!r}: a generated set's name is 1-64 letters, digits, '.', '_' or '-', "
                         "starting with a letter or digit (it names the folder <work>/generated/<dataset>/<name>/).")
     return name
-
-
-def store_checksum(store: Store) -> str:
-    """What a generated store records of its source store, to notice when that store is rebuilt."""
-    return store.meta.get("content_checksum") or sha256_file(store.path / "index.csv")
 
 
 def generated_meta(store: Store, digest: str, source_checksum: str) -> dict[str, Any]:
@@ -160,12 +156,12 @@ def generated_meta(store: Store, digest: str, source_checksum: str) -> dict[str,
     }
 
 
-def up_to_date(out: Path, digest: str, source_checksum: str) -> bool:
-    """Whether ``out`` is a complete generated store of generator ``digest`` from the store ``source_checksum``."""
-    if not is_complete(out):
-        return False
-    meta = json.loads((out / "meta.json").read_text())
-    return meta.get("generator_sha256") == digest and meta.get("source_checksum") == source_checksum
+def set_mark(out: Path) -> Mark | None:
+    """The stage mark of a generated set: the images' fingerprint and the source store's checksum."""
+    meta = read_json(Path(out) / "meta.json")
+    if meta is None:
+        return None
+    return Mark([meta.get("generator_sha256"), meta.get("source_checksum")], bool(meta.get("complete")))
 
 
 def add_generated_row(columns: dict[str, list[Any]], store: Store, row: int, direction: str, generator: str,
@@ -225,24 +221,24 @@ def write_set(ws: Workspace, dataset: str, name: str, translator: Translator, *,
     check_set_name(name)
     store = open_store(ws.dataset_dir(dataset), "store")
     digest = translator.fingerprint(store)
-    source_checksum = store_checksum(store)
+    source_checksum = store.checksum
     out = ws.generated_dir(dataset, name)
     start = time.perf_counter()
-    if not force and up_to_date(out, digest, source_checksum):
+    if not force and is_done(set_mark(out), [digest, source_checksum]):
         manifest = read_manifest(out)
         wanted = display if display is not None else manifest.get("display")
         if not (out / MANIFEST).is_file() or wanted != manifest.get("display"):
             manifest["display"] = wanted
             atomic_write_json(out / MANIFEST, manifest)
         count = int(json.loads((out / "meta.json").read_text()).get("count", 0))
-        return SetResult(out, "unchanged", count, digest, time.perf_counter() - start, manifest)
+        return SetResult(out, REUSED, count, digest, time.perf_counter() - start, manifest)
     plan = {d: np.asarray(plan_rows, dtype=np.int64) for d, plan_rows in translator.plan(store).items()}
     guard_plan(store, plan, translator.trial, describe)
     total = sum(len(r) for r in plan.values())
     if not total:
         raise UserError(f"{translator.kind} {name!r}: nothing to write for {dataset} (no source images planned).")
     manifest = _write(store, translator, plan, total, digest, source_checksum, out, name, display)
-    return SetResult(out, "generated", int(manifest["rows"]["count"]), digest, time.perf_counter() - start, manifest)
+    return SetResult(out, DONE, int(manifest["rows"]["count"]), digest, time.perf_counter() - start, manifest)
 
 
 def _write(store: Store, translator: Translator, plan: dict[str, np.ndarray], total: int, digest: str,

@@ -24,23 +24,19 @@ from papg_bench.data.batches import resize
 from papg_bench.data.store import Store, open_store
 from papg_bench.errors import UserError
 from papg_bench.generators.pairing import training_rows
-from papg_bench.generators.sets import (  # noqa: F401 - GENERATED_COLUMNS .. up_to_date: their old home
+from papg_bench.generators.sets import (
     DIRECTIONS,
-    GENERATED_COLUMNS,
     Batch,
     Translator,
-    add_generated_row,
     check_set_name,
     default_display,
-    generated_meta,
     record_quality,
-    store_checksum,
-    up_to_date,
     write_set,
 )
 from papg_bench.generators.trainer import GENERATORS, BatchMaker, load_generators, load_store_poses
 from papg_bench.progress import track
 from papg_bench.runtime import resolve_device
+from papg_bench.stages import DONE
 from papg_bench.training import autocast
 from papg_bench.workspace import Workspace, atomic_path, atomic_write_json, sha256_file
 
@@ -50,7 +46,7 @@ PNG_FOLDERS = {"I2V": "A", "V2I": "B"}  # the released code's names: A = fake vi
 @dataclass
 class GenerateResult:
     path: Path
-    status: str  # "generated" or "unchanged"
+    status: str  # a stage outcome: done or reused
     count: int
     generator_sha256: str
     seconds: float
@@ -86,7 +82,7 @@ def generate(
     written_png = write_pngs(generated, Path(png_dir)) if png_dir is not None else None
     quality, manifest = None, result.manifest
     if score:
-        quality, manifest = score_set(ws, dataset, run, force=result.status == "generated" or force)
+        quality, manifest = score_set(ws, dataset, run, force=result.status == DONE or force)
     return GenerateResult(out, result.status, len(generated), result.fingerprint, result.seconds, written_png, quality,
                           manifest)
 

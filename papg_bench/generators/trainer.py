@@ -19,10 +19,7 @@ history buffers and their generators, sampler position, RNG states), a sample gr
 
 from __future__ import annotations
 
-import contextlib
-import json
 import time
-from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -44,6 +41,7 @@ from papg_bench.pose.keypoints import FLIP_PERMUTATION
 from papg_bench.pose.maps import load_poses, pose_channels, render_pose_maps, scale_keypoints
 from papg_bench.progress import track
 from papg_bench.runtime import resolve_device, rng_state, seed_everything, set_rng_state
+from papg_bench.stages import DONE, RESUMED, REUSED, STOPPED, Mark, is_done, read_json
 from papg_bench.training import (
     DistInfo,
     RunLog,
@@ -113,7 +111,7 @@ class HistoryBuffer:
             self.images[: self.count] = stored
 
 
-def lr_factor(step: int, total: int, decay_start: float) -> float:
+def linear_decay_factor(step: int, total: int, decay_start: float) -> float:
     """1 for the first ``decay_start`` of the steps, then linearly down to 0 at ``total``."""
     start = int(round(total * decay_start))
     if step < start or total <= start:
@@ -228,7 +226,7 @@ class CycleTrainer:
         self.pool_i = HistoryBuffer(cfg.pool_size, base + 1)
 
     def _schedule(self, step: int) -> float:
-        return lr_factor(step, self.total_steps, self.cfg.decay_start)
+        return linear_decay_factor(step, self.total_steps, self.cfg.decay_start)
 
     def step(self, batch: Batch) -> dict[str, torch.Tensor]:
         """One generator update and one update of each discriminator; returns detached losses."""
@@ -317,7 +315,7 @@ class CycleTrainer:
 @dataclass
 class TrainResult:
     run_dir: Path
-    status: str  # "trained", "unchanged" (already complete for these inputs) or "stopped" (stop_after_epoch)
+    status: str  # a stage outcome: done, reused, resumed or stopped (stop_after_epoch)
     epochs_done: int
     steps: int
     generators: Path | None
@@ -344,25 +342,15 @@ def fingerprint(store: Store, cfg: GeneratorConfig) -> dict[str, Any]:
     poses = store.path / "poses.npy"
     return {
         "config_hash": config_hash(cfg.to_dict()),
-        "store_checksum": store.meta.get("content_checksum") or sha256_file(store.path / "index.csv"),
+        "store_checksum": store.checksum,
         "poses_sha256": sha256_file(poses) if cfg.pose and poses.is_file() else None,
     }
 
 
-def _read_json(path: Path) -> dict[str, Any] | None:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError):
-        return None
-
-
-@contextlib.contextmanager
-def _maybe_track(enabled: bool, description: str, total: int) -> Iterator[Callable[..., None]]:
-    if not enabled:
-        yield lambda *a, **k: None
-        return
-    with track(description, total=total, unit="pairs") as advance:
-        yield advance
+def run_mark(run_dir: Path) -> Mark | None:
+    """The stage mark of a generator run: the fingerprint its result names; complete once its generators exist."""
+    done = read_json(run_dir / RESULT)
+    return None if done is None else Mark(done.get("fingerprint"), (run_dir / GENERATORS).is_file())
 
 
 def _to_uint8(images: torch.Tensor) -> np.ndarray:
@@ -436,9 +424,9 @@ def train_generator(
     poses = load_store_poses(store, cfg, dataset)
     run_dir = ws.generator_dir(dataset, run)
     marks = fingerprint(store, cfg)
-    done = _read_json(run_dir / RESULT)
-    if done and done.get("fingerprint") == marks and (run_dir / GENERATORS).is_file():
-        return TrainResult(run_dir, "unchanged", int(done["epochs"]), int(done["steps"]), run_dir / GENERATORS,
+    done = read_json(run_dir / RESULT)
+    if is_done(run_mark(run_dir), marks):
+        return TrainResult(run_dir, REUSED, int(done["epochs"]), int(done["steps"]), run_dir / GENERATORS,
                            float(done["seconds"]), float(done["pairs_per_second"]), int(done["pairs_per_epoch"]))
 
     schedule = PairSchedule(store, cfg.seed, cfg.trial, cfg.max_pairs)
@@ -473,13 +461,13 @@ def train_generator(
         atomic_write_json(run_dir / "config.json", {"config": cfg.to_dict(), "dataset": dataset, "fingerprint": marks,
                                                     "world_size": info.world_size})
     sample_pairs = schedule.epoch_pairs(0)[: cfg.samples]
-    status = "trained"
+    status = RESUMED if start_epoch > 0 else DONE
     epochs_done = start_epoch
     pairs_total = 0
     run_start = time.perf_counter()
     try:
-        with _maybe_track(info.is_main and show_progress, f"train-generator {dataset}/{run}",
-                          total_steps * global_batch) as advance:
+        with track(f"train-generator {dataset}/{run}", total_steps * global_batch, "pairs",
+                   enabled=info.is_main and show_progress) as advance:
             advance((start_epoch * steps_per_epoch) * global_batch)
             for epoch in range(start_epoch, cfg.epochs):
                 epoch_start = time.perf_counter()
@@ -519,14 +507,14 @@ def train_generator(
                 barrier(info)
                 epochs_done = epoch + 1
                 if stop_after_epoch is not None and epoch + 1 >= stop_after_epoch and epoch + 1 < cfg.epochs:
-                    status = "stopped"
+                    status = STOPPED
                     break
     finally:
         log.close()
 
     elapsed = time.perf_counter() - run_start
     rate = pairs_total / elapsed if pairs_total else 0.0
-    if status == "stopped":
+    if status == STOPPED:
         return TrainResult(run_dir, status, epochs_done, epochs_done * steps_per_epoch, None, seconds, rate,
                            schedule.pairs_per_epoch)
     generators = run_dir / GENERATORS

@@ -2,8 +2,9 @@
 
 Formats (``--format auto`` picks by the file):
 
-``csv``       The PATN / PAPG annotation file: first line exactly ``name:keypoints_y:keypoints_x``, then
-              one line per image ``name: [18 ys]: [18 xs]`` (ints, -1 = missing), OpenPose-18 order.
+``csv``       The PATN / PAPG annotation file (:mod:`.annotation_csv`): first line exactly
+              ``name:keypoints_y:keypoints_x``, then one line per image ``name: [18 ys]: [18 xs]`` (ints,
+              -1 = missing), OpenPose-18 order.
 ``openpose``  A folder of OpenPose ``*_keypoints.json`` files (one per image, ``people[*].pose_keypoints_2d``
               in the COCO-18 or BODY_25 layout); the file's path inside the folder, without
               ``_keypoints.json``, names the image (its extension is ignored).
@@ -26,10 +27,10 @@ from pathlib import Path
 import numpy as np
 
 from papg_bench.errors import UserError
+from papg_bench.pose.annotation_csv import read_annotations, write_annotations
 from papg_bench.pose.keypoints import DEFAULT_THRESHOLD, MISSING, NUM_JOINTS, coco_to_openpose, mark_missing
 from papg_bench.pose.maps import scale_keypoints
 
-CSV_HEADER = "name:keypoints_y:keypoints_x"
 FORMATS = ("auto", "csv", "openpose", "coco")
 OPENPOSE_SUFFIX = "_keypoints.json"
 # BODY_25 -> OpenPose-18 (COCO-18): drop MidHip (8) and the feet (19..24).
@@ -86,37 +87,9 @@ def read_keypoint_file(path: Path, fmt: str = "auto", threshold: float = DEFAULT
 
 
 def read_csv(path: Path) -> KeypointFile:
-    """The PATN/PAPG annotation CSV (``name: [ys]: [xs]``, 18 ints each, -1 = missing)."""
-    lines = Path(path).read_text(encoding="utf-8").splitlines()
-    if not lines or lines[0].strip() != CSV_HEADER:
-        first = lines[0][:60] if lines else "(empty file)"
-        raise UserError(f"{path}: first line must be exactly '{CSV_HEADER}' (PATN/PAPG annotation CSV), "
-                        f"found {first!r}.")
-    names: list[str] = []
-    points: list[np.ndarray] = []
-    for number, line in enumerate(lines[1:], 2):
-        if not line.strip():
-            continue
-        parts = line.split(":")
-        if len(parts) != 3:
-            raise UserError(f"{path}:{number}: expected 'name: [18 ys]: [18 xs]', found {line[:80]!r}.")
-        name, ys_text, xs_text = parts
-        try:
-            ys, xs = json.loads(ys_text), json.loads(xs_text)
-        except json.JSONDecodeError:
-            raise UserError(f"{path}:{number}: the y and x lists must be [..] lists of numbers.") from None
-        if not (isinstance(ys, list) and isinstance(xs, list)) or len(ys) != NUM_JOINTS or len(xs) != NUM_JOINTS:
-            counts = f"{len(ys) if isinstance(ys, list) else '?'} ys and {len(xs) if isinstance(xs, list) else '?'} xs"
-            raise UserError(f"{path}:{number}: {counts}; every row needs {NUM_JOINTS} of each (OpenPose-18 order, "
-                            "-1 for a missing joint).")
-        y, x = np.asarray(ys, dtype=np.float32), np.asarray(xs, dtype=np.float32)
-        kp = np.stack([x, y, np.ones_like(x)], axis=1)
-        kp[(x < 0) | (y < 0)] = MISSING
-        names.append(normalize_name(name))
-        points.append(kp)
-    if not names:
-        raise UserError(f"{path}: no keypoint rows after the header.")
-    return KeypointFile(Path(path), "csv", names, np.stack(points))
+    """The PATN/PAPG annotation CSV (:mod:`.annotation_csv`)."""
+    names, keypoints = read_annotations(path)
+    return KeypointFile(Path(path), "csv", [normalize_name(name) for name in names], keypoints)
 
 
 def read_openpose_folder(folder: Path, threshold: float = DEFAULT_THRESHOLD) -> KeypointFile:
@@ -253,12 +226,19 @@ def source_sizes(rows: np.ndarray, store_paths: list[str], source_root: str | No
 
 def to_store_pixels(keypoints: np.ndarray, sizes: list[tuple[int, int]], store_size: tuple[int, int]) -> np.ndarray:
     """Rescale each row's keypoints from its source size to the store size, one group per distinct size."""
+    return _rescale(keypoints, sizes, store_size, to_store=True)
+
+
+def _rescale(keypoints: np.ndarray, sizes: list[tuple[int, int]], store_size: tuple[int, int],
+             to_store: bool) -> np.ndarray:
+    """Each row from its own size to ``store_size`` (``to_store``) or back, one group per distinct size."""
     out = np.array(keypoints, dtype=np.float32, copy=True)
     by_size: dict[tuple[int, int], list[int]] = {}
     for i, size in enumerate(sizes):
         by_size.setdefault(tuple(size), []).append(i)
     for size, index in by_size.items():
-        out[index] = scale_keypoints(out[index], size, store_size)
+        source, target = (size, store_size) if to_store else (store_size, size)
+        out[index] = scale_keypoints(out[index], source, target)
     return out
 
 
@@ -284,22 +264,14 @@ def export_csv(path: Path, poses: np.ndarray, store_paths: list[str], store_size
     The coordinates go back to each source image's size (``--source-size`` or the image headers), so
     importing the file again gives the same keypoints up to rounding. Returns the number of rows.
     """
-    from papg_bench.workspace import atomic_write_text
-
     rows = np.arange(len(store_paths))
     sizes = source_sizes(rows, store_paths, source_root, source_size, None, store_paths)
-    back = np.array(poses, dtype=np.float32, copy=True)
-    by_size: dict[tuple[int, int], list[int]] = {}
-    for i, size in enumerate(sizes):
-        by_size.setdefault(tuple(size), []).append(i)
-    for size, index in by_size.items():
-        back[index] = scale_keypoints(back[index], store_size, size)
-    lines = [CSV_HEADER]
+    back = _rescale(poses, sizes, store_size, to_store=False)
+    entries = []
     for name, kp in zip(store_paths, back, strict=True):
         missing = kp[:, 2] <= 0
         # A joint rounded just past the top or left edge must not turn into -1 (missing).
         xs = np.where(missing, -1, np.rint(kp[:, 0]).clip(min=0)).astype(int).tolist()
         ys = np.where(missing, -1, np.rint(kp[:, 1]).clip(min=0)).astype(int).tolist()
-        lines.append(f"{name}: {ys}: {xs}")
-    atomic_write_text(Path(path), "\n".join(lines) + "\n")
-    return len(lines) - 1
+        entries.append((name, ys, xs))
+    return write_annotations(Path(path), entries)

@@ -24,9 +24,10 @@ import numpy as np
 
 from papg_bench.data.store import Store, open_store
 from papg_bench.errors import UserError
+from papg_bench.pose.diagnostics import detection_rates, pck, preview_rows, write_preview
 from papg_bench.pose.keypoints import DEFAULT_THRESHOLD, NUM_JOINTS, load_poses, read_poses_meta, save_poses
-from papg_bench.pose.report import detection_rates, pck, preview_rows, write_preview
 from papg_bench.progress import track
+from papg_bench.stages import DONE, REUSED, Mark, is_done
 
 DEFAULT_ESTIMATOR = "rtmpose"
 
@@ -34,7 +35,7 @@ DEFAULT_ESTIMATOR = "rtmpose"
 @dataclass
 class PoseResult:
     store: Path
-    status: str  # "imported", "estimated", "unchanged" or "existing"
+    status: str  # a stage outcome: done (imported or estimated now, see meta["source"]) or reused
     count: int
     meta: dict[str, Any]
     detection: dict[str, Any]
@@ -84,16 +85,16 @@ def run_pose(
     previous = read_poses_meta(store.path)
     have_poses = (store.path / "poses.npy").is_file() and previous is not None
     if source is None and estimator is None and have_poses and not force:
-        status, poses, meta = "existing", load_poses(store.path), previous
+        status, poses, meta = REUSED, load_poses(store.path), previous
     elif source is not None:
         signature = _file_signature(Path(source), fmt, source_size, threshold, store)
-        if _unchanged(previous, signature, force, store):
-            status, poses, meta = "unchanged", load_poses(store.path), previous
+        if not force and is_done(_poses_mark(previous, store), signature):
+            status, poses, meta = REUSED, load_poses(store.path), previous
         else:
             poses, kfile = import_keypoints(Path(source), fmt, paths, store.size, source_root, source_size, threshold)
             meta = {"source": "import", "file": str(Path(source).resolve()), "format": kfile.format,
                     "file_entries": len(kfile.names), "threshold": threshold, "signature": signature}
-            status = "imported"
+            status = DONE
     else:
         from papg_bench.pose.estimators import build_estimator
 
@@ -101,21 +102,21 @@ def run_pose(
         signature = {"kind": "estimator", **{k: v for k, v in model.describe().items() if k not in ("weights",
                                                                                                      "device")},
                      "store": store.meta.get("content_checksum")}
-        if _unchanged(previous, signature, force, store):
-            status, poses, meta = "unchanged", load_poses(store.path), previous
+        if not force and is_done(_poses_mark(previous, store), signature):
+            status, poses, meta = REUSED, load_poses(store.path), previous
         else:
             poses = estimate_store(model, store, batch_size)
             meta = {"source": "estimator", **model.describe(), "batch_size": batch_size, "signature": signature}
-            status = "estimated"
+            status = DONE
 
     meta = dict(meta)
     detection = detection_rates(poses, store.modalities, store.cams)
-    if status in ("imported", "estimated"):
+    if status == DONE:
         meta.update(image_size=list(store.size), store_checksum=store.meta.get("content_checksum"),
                     dataset=store.meta.get("dataset"), detection=detection)
         save_poses(store.path, poses, meta)
     result = PoseResult(store=store.path, status=status, count=len(poses), meta=meta, detection=detection)
-    if source is not None and status == "imported":
+    if source is not None and status == DONE:
         covered = int((poses[..., 2] > 0).any(1).sum())
         if covered < len(poses):
             result.notes.append(f"{len(poses) - covered} of {len(poses)} store images have no keypoints in the file "
@@ -145,14 +146,15 @@ def estimate_store(model: Any, store: Store, batch_size: int) -> np.ndarray:
     return poses
 
 
-def _unchanged(previous: dict[str, Any] | None, signature: dict[str, Any], force: bool, store: Store) -> bool:
-    if force or previous is None or previous.get("signature") != signature:
-        return False
+def _poses_mark(previous: dict[str, Any] | None, store: Store) -> Mark | None:
+    """The stage mark of the store's poses: the signature they were made for, complete when they load."""
+    if previous is None:
+        return None
     try:
         load_poses(store.path)
     except UserError:
-        return False
-    return True
+        return Mark(previous.get("signature"), False)
+    return Mark(previous.get("signature"), True)
 
 
 def _file_signature(source: Path, fmt: str, source_size: tuple[int, int] | None, threshold: float,

@@ -19,7 +19,7 @@ both use it)::
     evaluate_features_file(features_file, root, dataset, options, out_dir, modes=None, run=None)
         -> list[SavedEvaluation]: what ``papg-bench evaluate --features`` runs (every mode, each saved).
 
-``features`` may also be a :class:`~papg_bench.protocols.features.FeatureTable` (then ``paths`` is ignored).
+``features`` may also be a :class:`~papg_bench.protocols.feature_files.FeatureTable` (then ``paths`` is ignored).
 Per-query rows: ``trial, query, pid, cam, valid, first_correct_rank, identity_rank, AP, INP, top, top_correct``
 and ``top_distance`` (the distance of each listed gallery entry; absent in rows written before it existed).
 
@@ -43,7 +43,7 @@ import numpy as np
 
 from papg_bench.catalog import get_dataset
 from papg_bench.errors import UserError
-from papg_bench.protocols.features import FeatureTable, feature_table, rows_for
+from papg_bench.protocols.feature_files import FeatureTable, feature_table, rows_for
 from papg_bench.protocols.metrics import Metrics, evaluate
 from papg_bench.protocols.protocol import Protocol
 from papg_bench.protocols.rerank import check_parameters, rerank
@@ -66,6 +66,7 @@ class ProtocolOptions:
     mode: str = "all"  # one of the protocol's modes
     shots: int = 1  # gallery images per identity and camera, where the protocol offers a choice
     sampling: str = "seed"  # gallery sampling, where the protocol offers a choice; ignored elsewhere
+    split_file: Path | None = None  # the dataset authors' split file a sampling reads, when not at its default place
     trials: tuple[int, ...] | None = None  # None: the protocol's default trials
     distance: str = "cosine"
     backend: str = "auto"
@@ -125,6 +126,7 @@ def protocol_identifier(dataset: str, options: ProtocolOptions, trials: Sequence
 
 def _check_options(dataset: str, options: ProtocolOptions) -> None:
     protocol_of(dataset).check_options(options.mode, options.shots, options.sampling)
+    protocol_of(dataset).check_split_file(options.sampling, options.split_file)
     if options.distance not in DISTANCES:
         raise UserError(f"--distance {options.distance!r} is not one of {', '.join(DISTANCES)}.")
     if options.rerank is not None:
@@ -134,7 +136,16 @@ def _check_options(dataset: str, options: ProtocolOptions) -> None:
 
 
 def trial_splits(dataset: str, root: Path, options: ProtocolOptions, trial: int) -> tuple[Split, Split]:
-    return protocol_of(dataset).query_gallery(root, options.mode, trial, options.shots, options.sampling)
+    return protocol_of(dataset).query_gallery(root, options.mode, trial, options.shots, options.sampling,
+                                              options.split_file)
+
+
+def _split_file_record(dataset: str, root: Path, options: ProtocolOptions) -> dict[str, str] | None:
+    """The split file the galleries were read from, with its sha256 (None where the sampling reads none)."""
+    from papg_bench.workspace import sha256_file
+
+    path = protocol_of(dataset).split_file_path(Path(root), options.sampling, options.split_file)
+    return None if path is None else {"path": str(path.resolve()), "sha256": sha256_file(path)}
 
 
 def _device_name(backend: str, device: str | None) -> str:
@@ -197,6 +208,7 @@ def evaluate_features(
         "mode": options.mode,
         "shots": options.shots,
         "sampling": protocol_of(dataset).record_sampling(options.sampling),
+        "split_file": _split_file_record(dataset, root, options),
         "rerank": options.rerank.as_record() if options.rerank is not None else None,
         "distance": options.distance,
         "backend": backend,
@@ -366,7 +378,7 @@ def evaluate_features_file(
     """
     import dataclasses
 
-    from papg_bench.protocols.features import feature_meta, load_features
+    from papg_bench.protocols.feature_files import feature_meta, load_features
 
     check_dataset(dataset)
     root = Path(root)
@@ -404,7 +416,7 @@ def evaluate_features_file(
 def record_features(record: Mapping[str, Any]) -> FeatureTable:
     """The features a record of ``evaluate --features`` (or ``--save-features``) was computed from: its .npz, or
     its folder of the dataset authors' feature files (``features_format``)."""
-    from papg_bench.protocols.features import load_features
+    from papg_bench.protocols.feature_files import load_features
 
     path = Path(str(record["features"]))
     root = Path(str(record.get("root") or "."))

@@ -25,8 +25,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from papg_bench.data.listing import INFRARED, VISIBLE
 from papg_bench.data.llcm import CAMERAS, TEST_FOLDERS, camera_folders, image_names, ordered_ids, read_test_ids
-from papg_bench.data.records import INFRARED, VISIBLE
 from papg_bench.errors import UserError
 from papg_bench.protocols.protocol import Protocol
 from papg_bench.protocols.splits import Split
@@ -48,7 +48,7 @@ MODES = {
     "ir2vis": Mode(test_mode=(1, 2), full=INFRARED, drawn=VISIBLE, query_is_drawn=False),
     "ir2vis-drawn": Mode(test_mode=(2, 1), full=VISIBLE, drawn=INFRARED, query_is_drawn=True),
 }
-TRIALS = range(10)
+TRIALS = tuple(range(10))
 
 
 def check_mode(mode: str) -> Mode:
@@ -145,23 +145,17 @@ class LlcmProtocol(Protocol):
     mode_groups = {"ir2vis": "Infrared→Visible", "ir2vis-drawn": "Infrared (drawn per trial)→Visible"}
     removal = "same-identity-same-camera"
     identity_cmc = True
+    fixed_trials = TRIALS
 
     def check_mode(self, mode: str) -> None:
         check_mode(mode)
-
-    def default_trials(self, root: Path) -> tuple[int, ...]:
-        return tuple(TRIALS)
-
-    def check_trials(self, trials: Sequence[int], text: str) -> None:
-        if any(t not in TRIALS for t in trials):
-            raise UserError(f"--trials {text!r}: LLCM trials are 0..9.")
 
     def identifier(self, mode: str, shots: int, sampling: str | None, trials: Sequence[int],
                    rerank: bool = False) -> str:
         return protocol_id(mode, rerank)
 
-    def query_gallery(self, root: Path, mode: str, trial: int, shots: int = 1,
-                      sampling: str | None = None) -> tuple[Split, Split]:
+    def query_gallery(self, root: Path, mode: str, trial: int, shots: int = 1, sampling: str | None = None,
+                      split_file: Path | None = None) -> tuple[Split, Split]:
         return query_gallery(root, mode, trial)
 
 

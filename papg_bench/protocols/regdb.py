@@ -84,8 +84,8 @@ class RegdbProtocol(Protocol):
                    rerank: bool = False) -> str:
         return protocol_id(mode, list(trials), rerank)
 
-    def query_gallery(self, root: Path, mode: str, trial: int, shots: int = 1,
-                      sampling: str | None = None) -> tuple[Split, Split]:
+    def query_gallery(self, root: Path, mode: str, trial: int, shots: int = 1, sampling: str | None = None,
+                      split_file: Path | None = None) -> tuple[Split, Split]:
         return query_gallery(root, trial, mode)
 
 

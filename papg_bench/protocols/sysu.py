@@ -7,7 +7,8 @@ for each test id ascending, for each RGB camera of the mode in order (all: cam1,
 cam1, cam2) that has a non-empty folder for that id, ``random.choice`` of the sorted file names
 (single-shot), or ``random.sample(files, min(10, len(files)))`` (multi-shot, ``shots=10``).
 
-``sampling="official"``: the dataset authors' fixed permutation ``<root>/exp/rand_perm_cam.mat``. Its
+``sampling="official"``: the dataset authors' fixed permutation ``<root>/exp/rand_perm_cam.mat`` (or the file
+``--split-file`` names; it is ``evaluation/data_split/rand_perm_cam.mat`` of ``wuancong/SYSU-MM01``). Its
 variable ``rand_perm_cam`` holds, per camera (index cam-1) and identity (index id-1), one row per trial of
 image numbers; trial ``t`` takes the first ``shots`` numbers of row ``t`` as ``camK/NNNN/NNNN.jpg``,
 cameras in the mode's order on the outside and ids ascending inside.
@@ -30,11 +31,11 @@ from typing import Any
 
 import numpy as np
 
-from papg_bench.data.records import IMAGE_SUFFIXES
+from papg_bench.data.listing import IMAGE_SUFFIXES
 from papg_bench.data.sysu import ALL_CAMERAS, IR_CAMERAS, camera_folders, read_split_ids
 from papg_bench.errors import UserError
-from papg_bench.protocols.features import FeatureTable, feature_table
-from papg_bench.protocols.protocol import Protocol
+from papg_bench.protocols.feature_files import FeatureTable, feature_table
+from papg_bench.protocols.protocol import Protocol, SplitFile
 from papg_bench.protocols.splits import Split
 
 MODES = {"all": (1, 2, 4, 5), "indoor": (1, 2)}
@@ -42,6 +43,7 @@ SAMPLINGS = ("seed", "official")
 SHOTS = (1, 10)
 TRIALS = tuple(range(10))
 PERM_FILE = "rand_perm_cam.mat"
+PERM_SOURCE = "the SYSU-MM01 evaluation code (wuancong/SYSU-MM01, evaluation/data_split/rand_perm_cam.mat)"
 MAT_FORMAT = "sysu-mat"
 MAT_VARIABLE = "feature"
 
@@ -149,13 +151,20 @@ def _perm_entry(perm: Any, cam: int, pid: int, path: Path) -> np.ndarray:
     return np.atleast_2d(numbers) if numbers.size else np.zeros((0, 0), dtype=np.int64)
 
 
-def load_permutation(root: Path) -> Any:
-    path = Path(root) / "exp" / PERM_FILE
+def permutation_file(root: Path, split_file: Path | None = None) -> Path:
+    """The ``rand_perm_cam.mat`` that ``--sampling official`` reads: ``split_file``, else ``<root>/exp/``'s."""
+    path = Path(split_file) if split_file is not None else Path(root) / "exp" / PERM_FILE
     if not path.is_file():
+        where = "--split-file " if split_file is not None else ""
         raise UserError(
-            f"{path} is missing: --sampling official needs the dataset authors' rand_perm_cam.mat (from the "
-            "SYSU-MM01 evaluation code) in exp/; or use --sampling seed."
+            f"{where}{path} is missing: --sampling official needs the dataset authors' {PERM_FILE}, from "
+            f"{PERM_SOURCE}; place it in <root>/exp/ or give it with --split-file PATH (or use --sampling seed)."
         )
+    return path
+
+
+def load_permutation(path: Path) -> Any:
+    """The ``rand_perm_cam`` variable of the MATLAB file at ``path``."""
     from scipy.io import loadmat
 
     try:
@@ -168,10 +177,10 @@ def load_permutation(root: Path) -> Any:
     return mat["rand_perm_cam"]
 
 
-def official_gallery(root: Path, mode: str, trial: int, shots: int, perm: Any | None = None) -> Split:
+def official_gallery(root: Path, mode: str, trial: int, shots: int, split_file: Path | None = None) -> Split:
     root = Path(root)
-    path = root / "exp" / PERM_FILE
-    perm = perm if perm is not None else load_permutation(root)
+    path = permutation_file(root, split_file)
+    perm = load_permutation(path)
     ids = evaluation_ids(root)
     rows = []
     for cam in MODES[mode]:
@@ -197,8 +206,10 @@ def query_gallery(
     trial: int = 0,
     shots: int = 1,
     sampling: str = "seed",
+    split_file: Path | None = None,
 ) -> tuple[Split, Split]:
-    """The (query, gallery) of one SYSU-MM01 trial; paths relative to ``root``."""
+    """The (query, gallery) of one SYSU-MM01 trial; paths relative to ``root`` (``split_file``: the official
+    permutation file, when it is not ``<root>/exp/rand_perm_cam.mat``)."""
     root = Path(root)
     check_options(mode, shots, sampling)
     if trial not in TRIALS:
@@ -208,7 +219,7 @@ def query_gallery(
     if sampling == "seed":
         gallery = seed_gallery(root, mode, trial, shots, folders)
     else:
-        gallery = official_gallery(root, mode, trial, shots)
+        gallery = official_gallery(root, mode, trial, shots, split_file)
     return query, gallery
 
 
@@ -342,27 +353,22 @@ class SysuProtocol(Protocol):
     mode_groups = {"all": "All-search", "indoor": "Indoor-search"}
     removal = "sysu-cam3-cam2"
     identity_cmc = True
+    fixed_trials = TRIALS
     shots = SHOTS
     samplings = SAMPLINGS
+    split_file = SplitFile(sampling="official", default=f"exp/{PERM_FILE}", source=PERM_SOURCE)
     official_format = MAT_FORMAT
 
     def check_options(self, mode: str, shots: int, sampling: str | None) -> None:
         check_options(mode, shots, str(sampling))
 
-    def default_trials(self, root: Path) -> tuple[int, ...]:
-        return TRIALS
-
-    def check_trials(self, trials: Sequence[int], text: str) -> None:
-        if any(t not in TRIALS for t in trials):
-            raise UserError(f"--trials {text!r}: SYSU-MM01 trials are 0..9.")
-
     def identifier(self, mode: str, shots: int, sampling: str | None, trials: Sequence[int],
                    rerank: bool = False) -> str:
         return protocol_id(mode, shots, str(sampling), rerank)
 
-    def query_gallery(self, root: Path, mode: str, trial: int, shots: int = 1,
-                      sampling: str | None = None) -> tuple[Split, Split]:
-        return query_gallery(root, mode, trial, shots, sampling or "seed")
+    def query_gallery(self, root: Path, mode: str, trial: int, shots: int = 1, sampling: str | None = None,
+                      split_file: Path | None = None) -> tuple[Split, Split]:
+        return query_gallery(root, mode, trial, shots, sampling or "seed", split_file)
 
     def write_official_features(self, table: FeatureTable, root: Path, out_dir: Path, name: str) -> list[Path]:
         return write_sysu_mat(table, root, out_dir, name)

@@ -23,6 +23,7 @@ from torch import nn
 
 from papg_bench.errors import UserError
 from papg_bench.reid_baselines.backbone import ModalityResNet
+from papg_bench.reid_baselines.layers import GeM, bnneck, classifier
 
 NON_LOCAL_BLOCKS = (0, 2, 3, 0)  # per stage: how many of its last blocks are followed by a non-local block
 
@@ -48,43 +49,6 @@ class NonLocal(nn.Module):
         attention = (theta @ phi) / phi.shape[-1]
         y = (attention @ g).transpose(1, 2).reshape(b, self.inter, h, w)
         return x + self.W(y)
-
-
-GEM_FORMS = ("released", "clamped")
-
-
-class GeM(nn.Module):
-    """Generalized-mean pooling with a fixed exponent (AGW: p = 3).
-
-    ``form="released"``: ``(mean(x^p) + 1e-12)^(1/p)`` as the released AGW code (the inputs follow a
-    ReLU); ``"clamped"``: ``mean(max(x, 1e-6)^p)^(1/p)``.
-    """
-
-    def __init__(self, p: float = 3.0, eps: float = 1e-6, form: str = "clamped") -> None:
-        super().__init__()
-        if form not in GEM_FORMS:
-            raise UserError(f"--gem-form {form!r}: choose released (the AGW code) or clamped.")
-        self.p, self.eps, self.form = p, eps, form
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.form == "released":
-            return (x.float().pow(self.p).flatten(2).mean(-1) + 1e-12).pow(1.0 / self.p)
-        x = x.float().clamp(min=self.eps).pow(self.p)
-        return x.flatten(2).mean(-1).pow(1.0 / self.p)
-
-
-def bnneck(dim: int) -> nn.BatchNorm1d:
-    bn = nn.BatchNorm1d(dim)
-    nn.init.normal_(bn.weight, 1.0, 0.01)
-    nn.init.zeros_(bn.bias)
-    bn.bias.requires_grad_(False)
-    return bn
-
-
-def classifier(dim: int, num_classes: int) -> nn.Linear:
-    fc = nn.Linear(dim, num_classes, bias=False)
-    nn.init.normal_(fc.weight, 0.0, 0.001)
-    return fc
 
 
 class NonLocalBackbone(nn.Module):

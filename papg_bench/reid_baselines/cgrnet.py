@@ -27,7 +27,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from papg_bench.errors import UserError
-from papg_bench.reid_baselines.agw import GeM, NonLocalBackbone, bnneck, classifier
+from papg_bench.reid_baselines.agw import NonLocalBackbone
+from papg_bench.reid_baselines.layers import GeM, bnneck, classifier, gem_pool
 
 
 class GraphConv(nn.Module):
@@ -93,9 +94,7 @@ class CGRNet(nn.Module):
                 f"--parts {self.parts}: the layer-4 map has only {fmap.shape[2]} rows at this image size; "
                 "use fewer parts or a taller --size."
             )
-        x = fmap.float().clamp(min=1e-6).pow(self.p)
-        x = F.adaptive_avg_pool2d(x, (self.parts, 1)).pow(1.0 / self.p)
-        return x.squeeze(-1).transpose(1, 2)
+        return gem_pool(fmap, self.p, parts=self.parts).squeeze(-1).transpose(1, 2)
 
     def forward(self, images: torch.Tensor, modalities: torch.Tensor) -> dict[str, torch.Tensor]:
         fmap = self.backbone(images, modalities)

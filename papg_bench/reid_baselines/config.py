@@ -1,4 +1,4 @@
-"""Settings of ``papg-bench train``: field defaults are the ``paper`` preset (the released AGW code's recipe,
+"""Settings of ``papg-bench train``: field defaults are the ``paper`` preset (each baseline's released recipe,
 ``docs/presets.md``)."""
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from papg_bench.config import Settings, check_precision
 from papg_bench.errors import UserError
 
 BUDGETS = ("epochs", "steps")
+DART_VARIANTS = ("twin", "single")
 
 
 @dataclass(frozen=True)
@@ -43,9 +44,11 @@ class TrainConfig(Settings):
     graph_topk: int = 8
     graph_scale: float = 10.0
     # DART
-    dart_warmup: int = 10
-    dart_gmm_iterations: int = 20
-    dart_threshold: float = 0.5
+    dart_variant: str = "twin"  # twin: the released two networks with co-selection | single: one weighted network
+    dart_warmup: int = 1  # epochs of plain cross-entropy before the first mixture fit
+    dart_threshold: float = 0.5  # clean-probability threshold (robust triplet; the share reported as noisy)
+    dart_margin: float = 0.3  # the robust triplet's margin (twin)
+    dart_gmm_iterations: int = 20  # EM steps of the single variant's own mixture
     # data and augmentation
     size: tuple[int, int] = (288, 144)
     pad: int = 10
@@ -62,7 +65,7 @@ class TrainConfig(Settings):
     micro_batches: int = 1
     budget: str = "epochs"  # epochs | steps
     # optimisation
-    epochs: int = 81
+    epochs: int | None = None  # None: the baseline's released count (registry.Baseline.epochs)
     lr: float = 0.1  # head (BNNeck, classifier, graph)
     backbone_lr: float = 0.01
     momentum: float = 0.9
@@ -80,7 +83,9 @@ class TrainConfig(Settings):
     def validate(self) -> TrainConfig:
         check_precision(self.precision)
         checks = [
-            (self.epochs >= 1, "--epochs must be at least 1"),
+            (self.epochs is None or (isinstance(self.epochs, int) and self.epochs >= 1), "--epochs must be at least 1"),
+            (self.dart_variant in DART_VARIANTS, f"--dart-variant {self.dart_variant!r}: choose twin or single"),
+            (self.dart_warmup >= 0 and self.dart_margin >= 0, "--dart-warmup and dart_margin must not be negative"),
             (self.num_ids >= 2, "--num-ids must be at least 2 (the triplet loss needs negatives)"),
             (self.num_instances >= 1, "--num-instances must be at least 1"),
             (self.micro_batches >= 1, "--micro-batches must be at least 1"),

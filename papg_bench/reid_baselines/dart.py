@@ -1,16 +1,21 @@
-"""DART-style robust training (after Yang et al., "Learning with twin noisy labels for visible-infrared
-person re-identification", CVPR 2022), on the AGW model.
+"""DART (Yang et al., "Learning with twin noisy labels for visible-infrared person re-identification",
+CVPR 2022) on the AGW network, in two variants (``dart_variant``):
 
-The idea, not the code: after ``dart_warmup`` epochs of plain AGW training, every epoch starts with a
-pass over the training pool (real and generated images, no augmentation, eval mode) that records each
-image's identity cross-entropy. Per modality, the losses (min-max normalised) are fitted with a
-two-component 1-D Gaussian mixture (:func:`fit_gmm_1d`, a few EM steps); an image's clean probability is
-the posterior of the low-loss component. During the epoch, the identity loss of each image is weighted by
-its clean probability, and the triplet loss weights every pair by the product of its two sides' clean
-probabilities (so a cross-modal pair whose one side is probably mislabelled counts little) and every
-anchor by its own. Generated images carry the source identity, which can be wrong when the generator
-fails; the number of generated images whose clean probability ends below ``dart_threshold`` is logged
-every epoch and stored in the run's summary.
+* ``twin`` (the ``paper`` preset): the released ``run.py`` of ``XLearning-SCU/2022-CVPR-DART``: two AGW
+  networks, each trained on the clean probabilities the other one computes from its per-sample losses with
+  scikit-learn's Gaussian mixture, the soft identity loss and the robust triplet loss; the test feature is
+  the mean of both networks' (:mod:`~papg_bench.reid_baselines.dart_twin`,
+  :mod:`~papg_bench.reid_baselines.dart_losses`). ``docs/presets.md`` lists what still differs.
+* ``single``: papg-bench's earlier one-network weighting, after the paper's idea, kept as an option (below).
+
+The single variant: after ``dart_warmup`` epochs of plain AGW training, every epoch starts with a pass over
+the training pool (real and generated images, no augmentation, eval mode) that records each image's
+identity cross-entropy. Per modality, the losses (min-max normalised) are fitted with a two-component 1-D
+Gaussian mixture (:func:`fit_gmm_1d`, ``dart_gmm_iterations`` EM steps); an image's clean probability is the
+posterior of the low-loss component. During the epoch, the identity loss of each image is weighted by its
+clean probability, and the triplet loss weights every pair by the product of its two sides' clean
+probabilities and every anchor by its own. The number of generated images whose clean probability ends
+below ``dart_threshold`` is logged every epoch and stored in the run's summary.
 """
 
 from __future__ import annotations
@@ -22,6 +27,8 @@ import numpy as np
 import torch
 
 from papg_bench.reid_baselines.agw import AGW
+from papg_bench.reid_baselines.dart_losses import RobustCriterion
+from papg_bench.reid_baselines.dart_twin import TwinProcedure
 from papg_bench.reid_baselines.losses import ReIDCriterion, identity_loss, weighted_regularized_triplet
 
 
@@ -135,4 +142,22 @@ class DARTCriterion(ReIDCriterion):
 
 
 def build(cfg: Any, num_classes: int) -> AGW:
+    """One network (each of the twins is the ``paper`` AGW model)."""
     return AGW(cfg, num_classes)
+
+
+def make_criterion(cfg: Any, pool: Any) -> ReIDCriterion:
+    """The loss one network trains with: the twin's robust losses, or the single variant's weighting."""
+    return DARTCriterion(cfg, pool) if cfg.dart_variant == "single" else RobustCriterion(cfg, pool)
+
+
+def make_procedure(cfg: Any) -> TwinProcedure | None:
+    return None if cfg.dart_variant == "single" else TwinProcedure(cfg)
+
+
+REGISTRATION: dict[str, Any] = {
+    "build_model": build, "make_criterion": make_criterion, "make_procedure": make_procedure,
+    "epochs": 100,  # the released run.py trains epochs 0-99
+    "legacy_settings": {"dart_variant": "single"},  # runs written before the twin were the single variant
+    "description": "DART: twin AGW networks with co-selected clean probabilities (Yang et al., CVPR 2022)",
+}

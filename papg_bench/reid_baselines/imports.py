@@ -2,25 +2,28 @@
 
 The released AGW ``train.py`` (``mangye16/Cross-Modal-Re-ID-baseline``) saves
 ``{"net": embed_net.state_dict(), "cmc": ..., "mAP": ..., "mINP": ..., "epoch": ...}`` as
-``<dataset>_agw_p4_n8_lr_0.1_seed_0_best.t``. :func:`import_run` maps ``net`` onto papg-bench's ``agw``
-model (:func:`~papg_bench.reid_baselines.interchange.agw_state_from_reference`), builds that model with the
-checkpoint's shapes (classes from the classifier, width from layer1's first block, non-local inter-channels
-1 or C/2, no non-local blocks when the file has none) and the ``paper`` preset otherwise (features in fp32,
-as the released ``test.py``), and writes a finished run folder in papg-bench's own format::
+``<dataset>_agw_p4_n8_lr_0.1_seed_0_best.t``. The released DART ``run.py`` (``XLearning-SCU/2022-CVPR-DART``)
+saves each of its two networks so, with its optimiser's state too, as ``<savename>_net1.t`` and
+``<savename>_net2.t`` (RegDB: ``<savename>_trial<N>_net1.t``). :func:`import_run` maps every ``net`` onto
+papg-bench's AGW network (:func:`~papg_bench.reid_baselines.interchange.agw_state_from_reference`; DART's
+unused ``bottleneck_2`` is left out), builds it with the checkpoint's shapes (classes from the classifier,
+width from layer1's first block, non-local inter-channels 1 or C/2, no non-local blocks when the file has
+none) and the ``paper`` preset otherwise (features in fp32, as the released ``test.py``), and writes a
+finished run folder in papg-bench's own format::
 
     runs/<dataset>/<run>/config.json     the settings, with "imported": {from, sha256, epoch, mAP, rank1}
-    runs/<dataset>/<run>/checkpoint.pt   papg-bench's checkpoint of the model
+    runs/<dataset>/<run>/checkpoint.pt   papg-bench's checkpoint of the model (DART: both networks)
     runs/<dataset>/<run>/summary.json    complete, selection {"by": "imported"}, and "imported"
 
-so ``evaluate --run <run>``, ``report`` and the figures treat it as any trained run; its records carry the
-``imported`` field. The run is the baseline with augmentation ``none`` and the seed given (records of a
-trained run of the same baseline, augmentation and seed fall in the same report cell). A file of another
-shape stops with the first tensor that does not fit.
+so ``evaluate --run <run>``, ``report`` and the figures treat it as any trained run (a DART pair tests with the
+mean of both networks' features, as a DART run trained here); its records carry the ``imported`` field
+(a pair's lists both files and their sha256 in ``files``). The run is the baseline with augmentation
+``none`` and the seed given (records of a trained run of the same baseline, augmentation and seed fall in
+the same report cell). A file of another shape stops with the first tensor that does not fit.
 """
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -34,14 +37,19 @@ from papg_bench.data.store import open_store
 from papg_bench.errors import UserError
 from papg_bench.reid_baselines.config import TrainConfig
 from papg_bench.reid_baselines.interchange import agw_state_from_reference, check_state, read_mapped
-from papg_bench.reid_baselines.registry import get_baseline
+from papg_bench.reid_baselines.registry import get_baseline, tested_model, with_epochs
 from papg_bench.reid_baselines.trainer import CHECKPOINT_KIND
+from papg_bench.stages import DONE, REUSED, Mark, is_done, read_json
 from papg_bench.training import save_checkpoint
 from papg_bench.workspace import Workspace, atomic_path, atomic_write_json, config_hash, provenance, sha256_file
 
 RELEASED_SIZE = (288, 144)  # the released test.py's img_h x img_w
-RELEASED_FORMAT = "AGW train.py checkpoint (net, epoch, mAP)"
-IMPORTABLE = ("agw",)
+RELEASED_CODE = {"agw": "mangye16/Cross-Modal-Re-ID-baseline train.py", "dart": "XLearning-SCU/2022-CVPR-DART run.py"}
+RELEASED_FORMATS = {
+    "agw": "AGW train.py checkpoint (net, epoch, mAP)",
+    "dart": "DART run.py checkpoint pair _net1.t, _net2.t (net, epoch, mAP, optimizer)",
+}
+DART_FIRST, DART_SECOND = "_net1.t", "_net2.t"
 
 
 @dataclass
@@ -98,6 +106,40 @@ def _agw_settings(mapped: Mapping[str, torch.Tensor], names: Mapping[str, str], 
     return cfg, classes, f"the AGW network (ResNet-50 width {width}, {classes} classes, {blocks})"
 
 
+def dart_partner(first: Path) -> Path:
+    """The second file of a released DART pair: run.py saves ``<name>_net1.t`` and ``<name>_net2.t``."""
+    if not first.name.endswith(DART_FIRST):
+        raise UserError(f"--from {first}: the released DART run.py saves its networks as <name>{DART_FIRST} and "
+                        f"<name>{DART_SECOND}; give the first with --from, or name the second with --net2.")
+    return first.with_name(first.name[:-len(DART_FIRST)] + DART_SECOND)
+
+
+def _networks(baseline: str, files: list[Path], size: tuple[int, int],
+              trial: int) -> tuple[TrainConfig, int, list[torch.nn.Module], list[Mapping[str, Any]]]:
+    """Each released file checked against and loaded into one network of ``baseline`` (all of one shape): the
+    settings, the class count, the networks and the files' contents."""
+    options = ("--from", "--net2")
+    read = [read_mapped(path, option, agw_state_from_reference, "a state dict or a dict with 'net'")
+            for path, option in zip(files, options, strict=False)]
+    shapes = [_agw_settings(mapped, names, str(path), size, trial)
+              for (mapped, names, _), path in zip(read, files, strict=True)]
+    cfg, classes, network = shapes[0]
+    for (other, other_classes, described), path in zip(shapes[1:], files[1:], strict=True):
+        if (other, other_classes) != (cfg, classes):
+            raise UserError(f"--net2 {path} holds {described}, --from {files[0]} {network}: the two networks of a "
+                            "pair have one shape; are they from the same run?")
+    known = get_baseline(baseline)
+    cfg = with_epochs(known, cfg)
+    networks = []
+    for k, ((mapped, names, _), path) in enumerate(zip(read, files, strict=True)):
+        model = known.build_model(cfg, classes)
+        check_state(model.state_dict(), mapped, names, str(path),
+                    network if len(files) == 1 else f"{network} (network {k + 1} of the pair)")
+        model.load_state_dict(mapped, strict=True)
+        networks.append(model)
+    return cfg, classes, networks, [loaded for _, _, loaded in read]
+
+
 def import_run(
     ws: Workspace,
     dataset: str,
@@ -108,25 +150,36 @@ def import_run(
     trial: int = 1,
     size: tuple[int, int] | None = None,
     force: bool = False,
+    net2: Path | None = None,
 ) -> ImportOutcome:
-    """Import the released checkpoint ``source`` as the finished run ``run`` (default ``<baseline>-imported``)
-    of the workspace store ``dataset``; see the module docstring. The same file imported again is
-    ``unchanged``; another run in the folder needs ``force``. ``trial`` is the RegDB trial the checkpoint
-    was trained on (it is evaluated on that trial); ``size`` the test image size (default 288x144)."""
-    if baseline not in IMPORTABLE:
-        raise UserError(f"--baseline {baseline!r}: import-run reads the released AGW train.py's checkpoints "
-                        f"(--baseline {' or '.join(IMPORTABLE)}).")
+    """Import the released checkpoint ``source`` (for ``dart``: the pair ``source`` and ``net2``, by default
+    ``source``'s ``_net2.t`` partner) as the finished run ``run`` (default ``<baseline>-imported``) of the
+    workspace store ``dataset``; see the module docstring. The same files imported again are ``unchanged``;
+    another run in the folder needs ``force``. ``trial`` is the RegDB trial the checkpoint was trained on (it
+    is evaluated on that trial); ``size`` the test image size (default 288x144)."""
+    if baseline not in RELEASED_FORMATS:
+        raise UserError(f"--baseline {baseline!r}: import-run reads the released checkpoints of "
+                        f"{' and '.join(f'{b} ({w})' for b, w in RELEASED_CODE.items())}: --baseline "
+                        f"{' or '.join(RELEASED_FORMATS)}.")
+    if net2 is not None and baseline != "dart":
+        raise UserError(f"--net2 names the second network of a DART pair; --baseline {baseline} has one file (--from).")
     open_store(ws.dataset_dir(dataset), f"store for --dataset {dataset}")
-    source = Path(source).expanduser().resolve()
-    mapped, names, loaded = read_mapped(source, "--from", agw_state_from_reference,
-                                        "a state dict or a dict with 'net'")
-    cfg, classes, network = _agw_settings(mapped, names, str(source), size or RELEASED_SIZE, trial)
-    model = get_baseline(baseline).build_model(cfg, classes)
-    check_state(model.state_dict(), mapped, names, str(source), network)
-    model.load_state_dict(mapped, strict=True)
+    files = [Path(source).expanduser().resolve()]
+    if baseline == "dart":
+        files.append(Path(net2).expanduser().resolve() if net2 is not None else dart_partner(files[0]))
+    cfg, classes, networks, contents = _networks(baseline, files, size or RELEASED_SIZE, trial)
+    model = tested_model(get_baseline(baseline), cfg, networks)
+    scores = [_scores(loaded) for loaded in contents]
+    if len({s["epoch"] for s in scores}) > 1:
+        raise UserError(f"--from {files[0]} is epoch {scores[0]['epoch']}, --net2 {files[1]} epoch "
+                        f"{scores[1]['epoch']}: the two networks of a pair are saved at the same epoch; are they from "
+                        "the same run?")
 
-    digest_file = sha256_file(source)
-    imported = {"from": str(source), "sha256": digest_file, "format": RELEASED_FORMAT, **_scores(loaded)}
+    digests = [sha256_file(path) for path in files]
+    imported: dict[str, Any] = {"from": str(files[0]), "sha256": digests[0], "format": RELEASED_FORMATS[baseline],
+                                **scores[0]}
+    if len(files) > 1:
+        imported["files"] = [{"from": str(path), "sha256": digest} for path, digest in zip(files, digests, strict=True)]
     run = run or f"{baseline}-imported"
     run_dir = ws.run_dir(dataset, run)
     run_config = {"dataset": dataset, "baseline": baseline, "augment": "none", "seed": seed, "train": cfg.to_dict(),
@@ -134,12 +187,9 @@ def import_run(
     digest = config_hash(run_config)
     summary_path = run_dir / "summary.json"
     if run_dir.exists():
-        try:
-            old = json.loads(summary_path.read_text())
-        except (OSError, json.JSONDecodeError):
-            old = {}
-        if old.get("config_hash") == digest and (run_dir / str(old.get("checkpoint"))).is_file():
-            return ImportOutcome(run_dir, "unchanged", old)
+        old = read_json(summary_path) or {}
+        if is_done(Mark(old.get("config_hash"), (run_dir / str(old.get("checkpoint"))).is_file()), digest):
+            return ImportOutcome(run_dir, REUSED, old)
         if not force:
             was = (f"imported from {old['imported']['from']}" if isinstance(old.get("imported"), dict)
                    else "a trained or unfinished run")
@@ -158,4 +208,4 @@ def import_run(
             "selection": {"by": "imported", "epoch": imported["epoch"]}, "imported": imported,
         }
         atomic_write_json(tmp / "summary.json", summary)
-    return ImportOutcome(run_dir, "imported", summary)
+    return ImportOutcome(run_dir, DONE, summary)

@@ -26,7 +26,7 @@ from __future__ import annotations
 import importlib
 import pickle
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +59,49 @@ def _unknown(what: str, key: str) -> UserError:
     return UserError(f"{what}: {key!r} is not a tensor of the released network; is this the right file?")
 
 
+Rule = tuple[str, Callable[[re.Match], str | None]]  # key pattern -> papg-bench key (None: leave it out)
+
+
+def _renamed(state: Mapping[str, object], what: str, rules: Sequence[Rule]) -> dict[str, torch.Tensor]:
+    """The state dict with every key renamed by the first rule whose pattern matches it in full."""
+    out: dict[str, torch.Tensor] = {}
+    for key, value in _plain(state, what).items():
+        for pattern, rename in rules:
+            if m := re.fullmatch(pattern, key):
+                name = rename(m)
+                if name is not None:
+                    out[name] = value
+                break
+        else:
+            raise _unknown(what, key)
+    return out
+
+
+def _agw_non_local(m: re.Match) -> str:
+    stage, j = int(m[1]), int(m[2])
+    count = NON_LOCAL_BLOCKS[stage - 1]
+    if j >= count:
+        raise _unknown("AGW reference state dict", m[0])
+    block = RESNET50_BLOCKS[stage - 1] - count + j  # NL_s.j follows the j-th of the stage's last blocks
+    return f"backbone.non_local.layer{stage}_{block}.{_NON_LOCAL_PARTS[m[3]]}.{m[4]}"
+
+
+_AGW_RULES: tuple[Rule, ...] = (
+    (rf"(?:{_AGW_UNUSED.pattern}).*", lambda m: None),
+    (r"visible_module\.visible\.((?:conv1|bn1)\..+)", lambda m: f"backbone.resnet.stems.0.{m[1]}"),
+    (r"thermal_module\.thermal\.((?:conv1|bn1)\..+)", lambda m: f"backbone.resnet.stems.1.{m[1]}"),
+    (r"base_resnet\.base\.(layer[1-4]\..+)", lambda m: f"backbone.resnet.{m[1]}"),
+    (r"NL_([1-4])\.(\d+)\.(g\.0|W\.0|W\.1|theta|phi)\.(\w+)", _agw_non_local),
+    (r"(bottleneck\.\w+|classifier\.weight)", lambda m: m[0]),
+)
+_PAPG_GENERATOR_RULES: tuple[Rule, ...] = (
+    (r"model\.(\d+)\.non_local_att\.(g\.0|W\.0|W\.1|theta|phi)\.(\w+)",
+     lambda m: f"model.{m[1]}.non_local.{_PAPG_NON_LOCAL_PARTS[m[2]]}.{m[3]}"),
+    (r"model\.\d+\.(conv_block\.[15]\.)?(weight|bias)", lambda m: m[0]),
+)
+_PAPG_DISCRIMINATOR_RULES: tuple[Rule, ...] = ((r"model\.(0|2|5|8|11)\.(weight|bias)", lambda m: m[0]),)
+
+
 def agw_state_from_reference(state: Mapping[str, object]) -> dict[str, torch.Tensor]:
     """The released AGW (or DART) ``embed_net`` state dict (ResNet-50, ``no_local='on'``) as an ``AGW``'s.
 
@@ -67,29 +110,7 @@ def agw_state_from_reference(state: Mapping[str, object]) -> dict[str, torch.Ten
     released ``Non_local``, whose inter-channels are 1; ``half`` for a C/2 variant), at the
     checkpoint's number of classes.
     """
-    what = "AGW reference state dict"
-    out: dict[str, torch.Tensor] = {}
-    for key, value in _plain(state, what).items():
-        if _AGW_UNUSED.match(key):
-            continue
-        if m := re.fullmatch(r"visible_module\.visible\.((?:conv1|bn1)\..+)", key):
-            out[f"backbone.resnet.stems.0.{m[1]}"] = value
-        elif m := re.fullmatch(r"thermal_module\.thermal\.((?:conv1|bn1)\..+)", key):
-            out[f"backbone.resnet.stems.1.{m[1]}"] = value
-        elif m := re.fullmatch(r"base_resnet\.base\.(layer[1-4]\..+)", key):
-            out[f"backbone.resnet.{m[1]}"] = value
-        elif m := re.fullmatch(r"NL_([1-4])\.(\d+)\.(g\.0|W\.0|W\.1|theta|phi)\.(\w+)", key):
-            stage, j = int(m[1]), int(m[2])
-            count = NON_LOCAL_BLOCKS[stage - 1]
-            if j >= count:
-                raise _unknown(what, key)
-            block = RESNET50_BLOCKS[stage - 1] - count + j  # NL_s.j follows the j-th of the stage's last blocks
-            out[f"backbone.non_local.layer{stage}_{block}.{_NON_LOCAL_PARTS[m[3]]}.{m[4]}"] = value
-        elif re.fullmatch(r"(bottleneck\.\w+|classifier\.weight)", key):
-            out[key] = value
-        else:
-            raise _unknown(what, key)
-    return out
+    return _renamed(state, "AGW reference state dict", _AGW_RULES)
 
 
 def papg_generator_from_reference(state: Mapping[str, object]) -> dict[str, torch.Tensor]:
@@ -98,27 +119,12 @@ def papg_generator_from_reference(state: Mapping[str, object]) -> dict[str, torc
     Loads strictly into ``Generator(pose_channels=3, channels=64, blocks=9, attention=True)`` for the
     released ``add_pose="on"``, ``add_att="on"`` networks (``attention=False`` for ``add_att="off"``).
     """
-    what = "PAPG generator reference state dict"
-    out: dict[str, torch.Tensor] = {}
-    for key, value in _plain(state, what).items():
-        if m := re.fullmatch(r"model\.(\d+)\.non_local_att\.(g\.0|W\.0|W\.1|theta|phi)\.(\w+)", key):
-            out[f"model.{m[1]}.non_local.{_PAPG_NON_LOCAL_PARTS[m[2]]}.{m[3]}"] = value
-        elif re.fullmatch(r"model\.\d+\.(conv_block\.[15]\.)?(weight|bias)", key):
-            out[key] = value
-        else:
-            raise _unknown(what, key)
-    return out
+    return _renamed(state, "PAPG generator reference state dict", _PAPG_GENERATOR_RULES)
 
 
 def papg_discriminator_from_reference(state: Mapping[str, object]) -> dict[str, torch.Tensor]:
     """A released PAPG ``Discriminator`` state dict (``netD_A`` / ``netD_B``): the names are papg-bench's."""
-    what = "PAPG discriminator reference state dict"
-    out: dict[str, torch.Tensor] = {}
-    for key, value in _plain(state, what).items():
-        if not re.fullmatch(r"model\.(0|2|5|8|11)\.(weight|bias)", key):
-            raise _unknown(what, key)
-        out[key] = value
-    return out
+    return _renamed(state, "PAPG discriminator reference state dict", _PAPG_DISCRIMINATOR_RULES)
 
 
 def _numpy_global(name: str) -> tuple[Any, str]:

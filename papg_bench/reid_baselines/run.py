@@ -28,10 +28,11 @@ from papg_bench.generators.sets import set_reference
 from papg_bench.reid_baselines.augment import augment_slug, canonical_augment, generated_set, uses_generated
 from papg_bench.reid_baselines.backbone import resolve_pretrained
 from papg_bench.reid_baselines.config import TrainConfig
-from papg_bench.reid_baselines.features import extract_features
-from papg_bench.reid_baselines.registry import get_baseline
+from papg_bench.reid_baselines.extraction import extract_features
+from papg_bench.reid_baselines.registry import BASELINES, build_tested_model, get_baseline, with_epochs
 from papg_bench.reid_baselines.trainer import CHECKPOINT_KIND, Trainer, modality_codes
 from papg_bench.runtime import resolve_device
+from papg_bench.stages import DONE, RESUMED, REUSED, STOPPED, Mark, is_done, read_json
 from papg_bench.training import barrier, cleanup_distributed, init_distributed, load_checkpoint
 from papg_bench.workspace import Workspace, atomic_write_json, config_hash, provenance, sha256_file
 
@@ -43,15 +44,10 @@ def run_name(baseline: str, augment: str, seed: int, trial: int | None = None) -
     return name if trial in (None, 1) else f"{name}-t{trial}"
 
 
-def store_fingerprint(store: Store) -> str:
-    """Identifies a store's content: its content checksum, or the hash of its meta.json."""
-    return str(store.meta.get("content_checksum") or sha256_file(store.path / "meta.json"))
-
-
 @dataclass
 class TrainOutcome:
     run_dir: Path
-    status: str  # trained | resumed | reused | stopped
+    status: str  # a stage outcome: done, reused, resumed or stopped
     summary: dict[str, Any]
 
 
@@ -125,9 +121,10 @@ def train_run(
     any other run in the folder again (finished with other settings, or unfinished), instead of asking
     for ``--restart`` / ``--resume``. Under ``torchrun`` every process calls this; rank 0 writes.
     """
-    get_baseline(baseline)
+    known = get_baseline(baseline)
     augment = canonical_augment(augment)
     cfg = _with_set(augment, make_config(TrainConfig, preset, config_file, overrides).validate(), overrides)
+    cfg = with_epochs(known, cfg)
     if cfg.synthetic_ratio not in (None, 0.0) and not uses_generated(augment):
         raise UserError(f"--synthetic-ratio {cfg.synthetic_ratio} needs generated images: use --augment papg "
                         "or gen:NAME (or a combination with it).")
@@ -136,8 +133,7 @@ def train_run(
     run_dir = ws.run_dir(dataset, run)
     run_config = {
         "dataset": dataset, "baseline": baseline, "augment": augment, "seed": seed, "train": cfg.to_dict(),
-        "inputs": {"store": store_fingerprint(store),
-                   "generated": store_fingerprint(generated) if generated is not None else None},
+        "inputs": {"store": store.checksum, "generated": generated.checksum if generated is not None else None},
     }
     weights = resolve_pretrained(cfg.arch, cfg.pretrained)
     if weights is not None:  # the start the backbone takes: variant, file and sha256, hashed with the settings
@@ -150,10 +146,10 @@ def train_run(
     dist_info = init_distributed(torch_device)
     try:
         summary_path = run_dir / "summary.json"
-        if summary_path.is_file() and not restart:
-            summary = json.loads(summary_path.read_text())
-            if summary.get("config_hash") == digest and summary.get("complete"):
-                return TrainOutcome(run_dir, "reused", summary)
+        summary = read_json(summary_path)
+        if summary is not None and not restart:
+            if is_done(Mark(summary.get("config_hash"), bool(summary.get("complete"))), digest):
+                return TrainOutcome(run_dir, REUSED, summary)
             if replace_stale:
                 restart = True
             else:
@@ -172,16 +168,16 @@ def train_run(
                             "start it again.")
         trainer = Trainer(store, generated, baseline, augment, seed, cfg, run_dir, run_config, digest,
                           torch_device, dist_info, compile=compile)
-        status = "trained"
+        status = DONE
         if checkpoint.is_file():
             trainer.load(checkpoint)
-            status = "resumed"
+            status = RESUMED
         elif dist_info.is_main:
             run_dir.mkdir(parents=True, exist_ok=True)
             atomic_write_json(run_dir / "config.json", {"preset": preset, **provenance(run_config)})
         summary = trainer.run(stop_after=stop_after, run_name=run)
         if not summary["complete"]:
-            status = "stopped"
+            status = STOPPED
         return TrainOutcome(run_dir, status, summary)
     finally:
         if initialised_here:
@@ -194,6 +190,9 @@ def config_from_run(run_config: dict[str, Any]) -> TrainConfig:
     if values.get("amp") is False and "precision" not in values:  # runs written before --precision
         values["precision"] = "fp32"
     values.setdefault("gem_form", "clamped")  # runs written before --gem-form pooled with the clamped form
+    baseline = BASELINES.get(str(run_config.get("baseline")))
+    for key, value in (baseline.legacy_settings if baseline is not None else {}).items():
+        values.setdefault(key, value)
     fields = {f.name: f for f in dataclasses.fields(TrainConfig)}
     for key, value in list(values.items()):
         if key not in fields:
@@ -216,13 +215,18 @@ def load_run_model(run_dir: Path, device: torch.device) -> tuple[torch.nn.Module
     state = load_checkpoint(path, CHECKPOINT_KIND)
     run_config = state["run_config"]
     cfg = config_from_run(run_config)
-    model = get_baseline(run_config["baseline"]).build_model(cfg, int(state["num_classes"]))
+    model = build_tested_model(get_baseline(run_config["baseline"]), cfg, int(state["num_classes"]))
     try:
         model.load_state_dict(state["model"])
     except RuntimeError as exc:
         raise UserError(f"{path} does not match its own configuration ({str(exc).splitlines()[0]}): retrain.") from None
     model.to(device).eval()
     return model, state, path
+
+
+def _split_file_sha(protocol: Any, root: Path, sampling: str, split_file: Path | None) -> str | None:
+    path = protocol.split_file_path(root, sampling, split_file)
+    return sha256_file(path) if path is not None and path.is_file() else None
 
 
 @dataclass
@@ -245,6 +249,7 @@ def evaluate_run(
     sampling: str = "seed",
     trials: tuple[int, ...] | str | None = None,
     flip_test: bool = False,
+    split_file: Path | None = None,
     feature: str = "bn",
     distance: str = "cosine",
     backend: str = "auto",
@@ -272,7 +277,7 @@ def evaluate_run(
         protocol_identifier,
         save_evaluation,
     )
-    from papg_bench.results.records import read_record, record_name
+    from papg_bench.results.records import read_record, record_mark, record_name
 
     started = time.perf_counter()
     store = open_store(ws.dataset_dir(dataset), f"store for --dataset {dataset}")
@@ -311,29 +316,28 @@ def evaluate_run(
         extra_base["features"] = str(saved)
 
     expected_trials = list(trials) if trials is not None else list(kind.protocol.default_trials(root))
+    fingerprint = {"checkpoint_sha256": checkpoint_sha, "feature": feature, "flip_test": flip_test,
+                   "distance": distance, "rerank": rerank.as_record() if rerank is not None else None,
+                   "trials": expected_trials, "split_file": _split_file_sha(kind.protocol, root, sampling, split_file)}
+    if saved is not None:
+        fingerprint["features"] = str(saved)
     todo, records, paths, reused = [], [], [], []
     for mode in modes:
-        options = ProtocolOptions(mode=mode, shots=shots, sampling=sampling, trials=trials, distance=distance,
-                                  backend=backend, device=device, rerank=rerank, top_k=top_k)
+        options = ProtocolOptions(mode=mode, shots=shots, sampling=sampling, split_file=split_file, trials=trials,
+                                  distance=distance, backend=backend, device=device, rerank=rerank, top_k=top_k)
         protocol = protocol_identifier(family, options, expected_trials)
         path = out_dir / f"{record_name(run, protocol)}.json"
-        if path.is_file() and not force:
-            old = read_record(path)
-            same = {"checkpoint_sha256": checkpoint_sha, "feature": feature, "flip_test": flip_test,
-                    "distance": distance, "rerank": rerank.as_record() if rerank is not None else None}
-            if saved is not None:
-                same["features"] = str(saved)
-            if all(old.get(k) == v for k, v in same.items()) and [t["trial"] for t in old["trials"]] == expected_trials:
-                records.append(old)
-                paths.append(path)
-                reused.append(True)
-                continue
+        if not force and is_done(record_mark(path, fingerprint), fingerprint):
+            records.append(read_record(path))
+            paths.append(path)
+            reused.append(True)
+            continue
         todo.append(options)
-    from papg_bench.protocols.features import feature_meta, load_features
+    from papg_bench.protocols.feature_files import feature_meta, load_features
 
     expected_meta = {"checkpoint_sha256": checkpoint_sha, "feature": feature, "flip_test": flip_test}
-    file_is_current = saved is not None and saved.is_file() and all(
-        feature_meta(saved).get(k) == v for k, v in expected_meta.items())
+    file_is_current = saved is not None and saved.is_file() and is_done(
+        Mark({k: feature_meta(saved).get(k) for k in expected_meta}, True), expected_meta)
     extracted = None
     if saved is not None and not file_is_current:
         extracted = _test_features(store, model, cfg, run, (checkpoint, checkpoint_sha), torch_device, feature,
@@ -380,8 +384,8 @@ class RunFeatures:
     flip_test: bool
 
     def save(self, path: Path) -> Path:
-        """An .npz that ``evaluate --features`` reads (:func:`~papg_bench.protocols.features.save_features`)."""
-        from papg_bench.protocols.features import save_features
+        """An .npz that ``evaluate --features`` reads (:func:`~papg_bench.protocols.feature_files.save_features`)."""
+        from papg_bench.protocols.feature_files import save_features
 
         return save_features(path, self.features, self.paths, self.pids, self.cams, self.modalities, {
             "feature": self.feature, "flip_test": self.flip_test, "checkpoint_sha256": self.checkpoint_sha256,

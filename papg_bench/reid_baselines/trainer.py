@@ -15,10 +15,18 @@ classifier, graph layers) at ``lr``, the backbone at ``backbone_lr``; per epoch 
 steps per epoch to those of the real images alone, so an augmented run optimises exactly as many steps as
 the un-augmented one.
 
-Every epoch ends with a checkpoint holding the model, optimiser, scheduler, sampler, criterion (DART)
-and RNG states; a resumed run continues as if never stopped. The model used for testing is the last
-epoch's, or with ``--val-split`` the epoch with the best validation mAP (validation identities are carved
-out of the training identities; test identities are never looked at).
+Every epoch ends with a checkpoint holding the model, optimiser, scheduler, sampler, criterion (a robust
+criterion's state) and RNG states; a resumed run continues as if never stopped. The model used for testing
+is the last epoch's, or with ``--val-split`` the epoch with the best validation mAP (validation identities
+are carved out of the training identities; test identities are never looked at).
+
+Several networks: a baseline whose ``make_procedure`` returns a :class:`Procedure` trains
+``procedure.networks`` networks, each built by its ``build_model`` with its own SGD optimiser and schedule
+(as above); every epoch is ``procedure.train_epoch(trainer, epoch)``, which uses the trainer's pool, image
+loader, augmenter and its per-epoch generator, ``train_networks`` and ``optimizers``; the checkpoint holds
+every network (the ``model`` is ``procedure.tested_model(networks)``, what ``evaluate`` extracts features
+with), every optimiser and schedule, and ``procedure.state_dict()``. Such a run trains in one process
+(``--micro-batches`` splits its batches; no DDP).
 """
 
 from __future__ import annotations
@@ -27,7 +35,7 @@ import contextlib
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -40,9 +48,9 @@ from papg_bench.errors import UserError
 from papg_bench.progress import track
 from papg_bench.reid_baselines.augment import BatchAugmenter, uses_generated
 from papg_bench.reid_baselines.config import TrainConfig
-from papg_bench.reid_baselines.features import extract_features
+from papg_bench.reid_baselines.extraction import extract_features
 from papg_bench.reid_baselines.losses import identity_loss
-from papg_bench.reid_baselines.registry import get_baseline
+from papg_bench.reid_baselines.registry import get_baseline, with_epochs
 from papg_bench.reid_baselines.sampler import CrossModalitySampler, TrainingPool
 from papg_bench.runtime import rng_state, seed_everything, set_rng_state
 from papg_bench.training import DistInfo, RunLog, autocast, load_checkpoint, maybe_compile, save_checkpoint
@@ -139,7 +147,21 @@ class PoolImages:
         return out
 
 
-def lr_factor(epoch: int, warmup: int, milestones: tuple[int, ...], gamma: float) -> float:
+class Procedure(Protocol):
+    """How a baseline trains several networks (see the module doc)."""
+
+    networks: int
+
+    def tested_model(self, networks: list[nn.Module]) -> nn.Module: ...
+    def setup(self, trainer: Trainer) -> None: ...
+    def train_epoch(self, trainer: Trainer, epoch: int) -> dict[str, float]: ...
+    def state_dict(self) -> dict: ...
+    def load_state_dict(self, state: dict) -> None: ...
+    def summary(self) -> dict: ...
+
+
+def warmup_step_factor(epoch: int, warmup: int, milestones: tuple[int, ...], gamma: float) -> float:
+    """Linear warm-up over ``warmup`` epochs, then ``gamma`` at each milestone (the AGW schedule)."""
     if epoch < warmup:
         return (epoch + 1) / warmup
     return gamma ** sum(1 for m in milestones if epoch >= m)
@@ -151,12 +173,17 @@ class Trainer:
     def __init__(self, store: Store, generated: Store | None, baseline: str, augment: str, seed: int,
                  cfg: TrainConfig, run_dir: Path, run_config: dict[str, Any], config_hash: str,
                  device: torch.device, dist_info: DistInfo | None = None, compile: bool = False) -> None:
-        self.store, self.generated, self.cfg, self.seed = store, generated, cfg.validate(), seed
         self.baseline = get_baseline(baseline)
+        self.dist = dist_info or DistInfo()
+        cfg = with_epochs(self.baseline, cfg.validate())
+        self.store, self.generated, self.cfg, self.seed = store, generated, cfg, seed
+        self.procedure: Procedure | None = self.baseline.make_procedure(cfg)
+        if self.procedure is not None and self.dist.distributed:
+            raise UserError(f"--baseline {baseline} trains {self.procedure.networks} networks in one process: run it "
+                            "without torchrun (--micro-batches splits its batches).")
         self.augment = augment
         self.run_dir, self.run_config, self.config_hash = Path(run_dir), run_config, config_hash
         self.device = device
-        self.dist = dist_info or DistInfo()
         if uses_generated(augment) and generated is None:
             raise UserError(f"--augment {augment} needs a generated set: run papg-bench generate (or "
                             "import-generated) first.")
@@ -180,30 +207,41 @@ class Trainer:
         self.augmenter = BatchAugmenter(augment, cfg.size, cfg.pad, cfg.flip, cfg.channel_prob, cfg.gray_prob,
                                         channels_last=self.channels_last)
         seed_everything(seed)
-        self.model = self.baseline.build_model(cfg, self.pool.num_classes).to(device)
-        if self.channels_last:
-            self.model = self.model.to(memory_format=torch.channels_last)
-        self.optimizer = self._optimizer()
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
-            self.optimizer, lambda e: lr_factor(e, cfg.warmup_epochs, tuple(cfg.milestones), cfg.lr_gamma))
-        self.criterion = self.baseline.make_criterion(cfg, self.pool)
+        self.networks = [self._placed(self.baseline.build_model(cfg, self.pool.num_classes))
+                         for _ in range(1 if self.procedure is None else self.procedure.networks)]
+        self.model = self.networks[0] if self.procedure is None else self.procedure.tested_model(self.networks)
+        self.optimizers = [self._optimizer(network) for network in self.networks]
+        self.schedulers = [torch.optim.lr_scheduler.LambdaLR(
+            optimizer, lambda e: warmup_step_factor(e, cfg.warmup_epochs, tuple(cfg.milestones), cfg.lr_gamma))
+            for optimizer in self.optimizers]
+        self.optimizer, self.scheduler = self.optimizers[0], self.schedulers[0]
+        # a procedure makes its networks' criteria itself
+        self.criterion = self.baseline.make_criterion(cfg, self.pool) if self.procedure is None else None
         self.train_model: nn.Module = self.model
         if self.dist.distributed:
             ids = [device.index] if gpu else None
             self.train_model = nn.parallel.DistributedDataParallel(self.model, device_ids=ids)
         self.train_model = maybe_compile(self.train_model, compile)
+        self.train_networks = ([self.train_model] if self.procedure is None
+                               else [maybe_compile(network, compile) for network in self.networks])
         self.aug_generator = torch.Generator()
         self.elapsed = 0.0
         self.images_seen = 0
         self.best: dict[str, Any] | None = None
         self.history: list[dict[str, Any]] = []
+        if self.procedure is not None:
+            self.procedure.setup(self)
 
     # --- set-up -------------------------------------------------------------------------------------
 
-    def _optimizer(self) -> torch.optim.Optimizer:
+    def _placed(self, network: nn.Module) -> nn.Module:
+        network = network.to(self.device)
+        return network.to(memory_format=torch.channels_last) if self.channels_last else network
+
+    def _optimizer(self, network: nn.Module) -> torch.optim.Optimizer:
         cfg = self.cfg
-        head = {id(p) for m in self.model.head_modules() for p in m.parameters()}
-        trainable = [p for p in self.model.parameters() if p.requires_grad]
+        head = {id(p) for m in network.head_modules() for p in m.parameters()}
+        trainable = [p for p in network.parameters() if p.requires_grad]
         groups = [
             {"params": [p for p in trainable if id(p) not in head], "lr": cfg.backbone_lr},
             {"params": [p for p in trainable if id(p) in head], "lr": cfg.lr},
@@ -219,15 +257,21 @@ class Trainer:
     def steps_per_epoch(self) -> int:
         return self.sampler.steps_per_epoch
 
+    @property
+    def _stateful(self) -> Any:
+        """What keeps state besides the networks: the procedure, else the criterion."""
+        return self.procedure if self.procedure is not None else self.criterion
+
     def state(self) -> dict[str, Any]:
+        one = self.procedure is None  # one network: its optimiser's and scheduler's states as they are
         return {
             "kind": CHECKPOINT_KIND,
             "epoch": self.sampler.epoch,
             "model": self.model.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
-            "scheduler": self.scheduler.state_dict(),
+            "optimizer": self.optimizer.state_dict() if one else [o.state_dict() for o in self.optimizers],
+            "scheduler": self.scheduler.state_dict() if one else [s.state_dict() for s in self.schedulers],
             "sampler": self.sampler.state_dict(),
-            "criterion": self.criterion.state_dict(),
+            "criterion": self._stateful.state_dict(),
             "rng": rng_state(),
             "run_config": self.run_config,
             "config_hash": self.config_hash,
@@ -247,10 +291,16 @@ class Trainer:
                 f"{self.config_hash}): resume with the same options, or start over with --restart."
             )
         self.model.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.scheduler.load_state_dict(state["scheduler"])
+        if self.procedure is None:
+            self.optimizer.load_state_dict(state["optimizer"])
+            self.scheduler.load_state_dict(state["scheduler"])
+        else:
+            for optimizer, saved in zip(self.optimizers, state["optimizer"], strict=True):
+                optimizer.load_state_dict(saved)
+            for scheduler, saved in zip(self.schedulers, state["scheduler"], strict=True):
+                scheduler.load_state_dict(saved)
         self.sampler.load_state_dict(state["sampler"])
-        self.criterion.load_state_dict(state["criterion"])
+        self._stateful.load_state_dict(state["criterion"])
         set_rng_state(state["rng"])
         self.elapsed, self.images_seen = float(state["elapsed"]), int(state["images_seen"])
         self.best, self.history = state.get("best"), list(state.get("history", []))
@@ -300,8 +350,7 @@ class Trainer:
         losses = torch.zeros(len(mine), dtype=torch.float32)
         self.model.eval()
         step = self.cfg.eval_batch_size
-        progress = track("dart: per-sample losses", len(mine), "img") if self.dist.is_main else contextlib.nullcontext()
-        with progress as advance:
+        with track("per-sample losses", len(mine), "img", enabled=self.dist.is_main) as advance:
             for start in range(0, len(mine), step):
                 index = mine[start:start + step]
                 images = normalize(self.images.load(index, self.device), channels_last=self.channels_last)
@@ -310,8 +359,7 @@ class Trainer:
                 with autocast(self.device, self.cfg.precision):
                     logits = self.model(images, modalities)["logits"]
                 losses[start:start + len(index)] = identity_loss(logits, labels, reduction="none").float().cpu()
-                if advance is not None:
-                    advance(len(index))
+                advance(len(index))
         self.model.train()
         if not self.dist.distributed:
             return losses.numpy().astype(np.float64)
@@ -353,37 +401,46 @@ class Trainer:
 
     # --- the loop -----------------------------------------------------------------------------------
 
+    def _train_epoch(self, epoch: int, run_name: str) -> dict[str, float]:
+        """One epoch of the one-network loop; the values to log (the parts of the loss averaged over its steps)."""
+        batch_images = self.cfg.num_ids * 2 * self.cfg.num_instances
+        values: dict[str, float] = dict(self.criterion.before_epoch(self, epoch))
+        self.aug_generator.manual_seed(self.seed * 1_000_003 + epoch)
+        self.train_model.train()
+        sums: dict[str, float] = {}
+        steps = self.steps_per_epoch - self.sampler.step
+        title = f"train {run_name} epoch {epoch + 1}/{self.cfg.epochs}"
+        with track(title, steps * batch_images, "img", enabled=self.dist.is_main) as advance:
+            for batch in self.sampler:
+                for key, value in self.train_step(batch).items():
+                    sums[key] = sums.get(key, 0.0) + value
+                self.images_seen += batch_images
+                advance(batch_images)
+        values.update({k: v / max(1, steps) for k, v in sums.items()})
+        return values
+
     def run(self, stop_after: int | None = None, run_name: str = "") -> dict[str, Any]:
         """Train from the current epoch to the last (or until ``stop_after`` epochs are done)."""
         cfg, main = self.cfg, self.dist.is_main
         log = RunLog(self.run_dir, enabled=main)
-        batch_images = cfg.num_ids * 2 * cfg.num_instances
         end = cfg.epochs if stop_after is None else min(cfg.epochs, stop_after)
         try:
             for epoch in range(self.sampler.epoch, end):
-                started = time.perf_counter()
-                values: dict[str, float] = dict(self.criterion.before_epoch(self, epoch))
-                self.aug_generator.manual_seed(self.seed * 1_000_003 + epoch)
-                self.train_model.train()
-                sums: dict[str, float] = {}
-                steps = self.steps_per_epoch - self.sampler.step
-                title = f"train {run_name} epoch {epoch + 1}/{cfg.epochs}"
-                progress = track(title, steps * batch_images, "img") if main else contextlib.nullcontext()
-                with progress as advance:
-                    for batch in self.sampler:
-                        for key, value in self.train_step(batch).items():
-                            sums[key] = sums.get(key, 0.0) + value
-                        self.images_seen += batch_images
-                        if advance is not None:
-                            advance(batch_images)
+                started, seen = time.perf_counter(), self.images_seen
+                if self.procedure is None:
+                    values = self._train_epoch(epoch, run_name)
+                else:
+                    self.aug_generator.manual_seed(self.seed * 1_000_003 + epoch)
+                    values = dict(self.procedure.train_epoch(self, epoch))
+                    self.sampler.set_epoch(epoch + 1)
                 lr_backbone, lr_head = (g["lr"] for g in self.optimizer.param_groups)
-                self.scheduler.step()
+                for scheduler in self.schedulers:
+                    scheduler.step()
                 self._sync_buffers()
                 seconds = time.perf_counter() - started
                 self.elapsed += seconds
-                values.update({k: v / max(1, steps) for k, v in sums.items()})
                 values.update(epoch=epoch, lr=lr_head, lr_backbone=lr_backbone,
-                              images_per_s=steps * batch_images / max(seconds, 1e-9))
+                              images_per_s=(self.images_seen - seen) / max(seconds, 1e-9))
                 if len(self.val_rows) and main:
                     values.update(self.validate())
                     if self.best is None or values["val_mAP"] > self.best["val_mAP"]:
@@ -423,5 +480,5 @@ class Trainer:
             "checkpoint_sha256": sha256_file(path) if path.is_file() and self.dist.is_main else None,
             "selection": ({"by": "val_mAP", **self.best} if self.best is not None else {"by": "last epoch"}),
             "last": self.history[-1] if self.history else None,
-            **self.criterion.summary(),
+            **self._stateful.summary(),
         }

@@ -33,7 +33,7 @@ from matplotlib.figure import Figure
 from papg_bench.data.store import Store, open_store
 from papg_bench.errors import UserError, WriteError
 from papg_bench.protocols.evaluate import record_features
-from papg_bench.protocols.features import normalize_path
+from papg_bench.protocols.feature_files import normalize_path
 from papg_bench.protocols.protocol import Protocol
 from papg_bench.results.plots import save_figure
 from papg_bench.results.records import list_records, read_record
@@ -170,6 +170,24 @@ def _check_store(store: Store, ev: Evaluated) -> None:
                         f"{store.dataset.title}: give the --dataset store the record was evaluated on.")
 
 
+def _records_on_store(ws: Workspace, dataset: str, run: str, compare: str | None, mode: str | None,
+                      same_mode: bool) -> tuple[Store, Protocol, list[Evaluated]]:
+    """The store ``dataset``, its protocol, and the records of ``run`` and ``compare`` checked against the store.
+
+    ``compare``'s record is of ``run``'s record's mode where ``same_mode``, else of ``mode``.
+    """
+    store = open_store(ws.dataset_dir(dataset), f"store for --dataset {dataset}")
+    protocol = store.dataset.protocol
+    results = ws.results_dir(dataset)
+    records = [find_record(results, run, protocol, mode)]
+    if compare is not None:
+        compare_mode = records[0].record["mode"] if same_mode else mode
+        records.append(find_record(results, compare, protocol, compare_mode, option="--compare"))
+    for ev in records:
+        _check_store(store, ev)
+    return store, protocol, records
+
+
 def _rows_in_store(store: Store, row_of: Mapping[str, int], paths: Sequence[str], ev: Evaluated) -> np.ndarray:
     missing = [p for p in paths if p not in row_of]
     if missing:
@@ -199,6 +217,18 @@ def _write(fig: Figure, stem: Path, sidecar: dict[str, Any], notes: list[str]) -
 # --- features ------------------------------------------------------------------------------------------
 
 
+def _features_file(ev: Evaluated) -> Path | None:
+    """The features file ``ev``'s record was evaluated from (None for a trained run's record); it must exist."""
+    source = ev.record.get("features")
+    if not source:
+        return None
+    file = Path(str(source))
+    if not file.exists():
+        raise UserError(f"{ev.path}: its features file {file} does not exist: put it back, or evaluate again "
+                        "with --features.")
+    return file
+
+
 def features_for(ws: Workspace, store: Store, ev: Evaluated, paths: Sequence[str], device: str | None = None,
                  notes: list[str] | None = None) -> tuple[np.ndarray, str]:
     """Features of ``paths`` (rows in that order) for the model of ``ev``, and where they came from.
@@ -206,12 +236,8 @@ def features_for(ws: Workspace, store: Store, ev: Evaluated, paths: Sequence[str
     The record's features file where it names one; else the trained run's features, extracted once and
     cached in the run folder.
     """
-    source = ev.record.get("features")
-    if source:
-        file = Path(str(source))
-        if not file.exists():
-            raise UserError(f"{ev.path}: its features file {file} does not exist: put it back, or evaluate again "
-                            "with --features.")
+    file = _features_file(ev)
+    if file is not None:
         table = record_features(ev.record)
         missing = [p for p in paths if p not in table.index]
         if missing:
@@ -277,7 +303,7 @@ def _torch_device(device: str | None) -> Any:
 
 def _extract(run_dir: Path, store: Store, paths: Sequence[str], kind: str, flip: bool,
              device: str | None) -> np.ndarray:
-    from papg_bench.reid_baselines.features import extract_features
+    from papg_bench.reid_baselines.extraction import extract_features
     from papg_bench.reid_baselines.run import config_from_run, load_run_model
     from papg_bench.reid_baselines.trainer import modality_codes
 
@@ -395,14 +421,7 @@ def rank_figure(
         raise UserError("give either --queries or --pick, not both.")
     if top_k < 1:
         raise UserError(f"--top-k {top_k}: show at least one gallery image.")
-    store = open_store(ws.dataset_dir(dataset), f"store for --dataset {dataset}")
-    protocol = store.dataset.protocol
-    results = ws.results_dir(dataset)
-    records = [find_record(results, run, protocol, mode)]
-    if compare is not None:
-        records.append(find_record(results, compare, protocol, records[0].record["mode"], option="--compare"))
-    for ev in records:
-        _check_store(store, ev)
+    store, protocol, records = _records_on_store(ws, dataset, run, compare, mode, same_mode=True)
     chosen_trial = _trial(trial, records)
     rows = [query_rows_of(ev, chosen_trial) for ev in records]
     if queries:
@@ -532,12 +551,7 @@ def _split_trial(ev: Evaluated) -> int | None:
 def _available(ws: Workspace, store: Store, ev: Evaluated) -> np.ndarray:
     """Store rows of test images whose features this record's model can give."""
     test = store.in_split("test", store.dataset.split_trial(_split_trial(ev)))
-    source = ev.record.get("features")
-    if source:
-        file = Path(str(source))
-        if not file.exists():
-            raise UserError(f"{ev.path}: its features file {file} does not exist: put it back, or evaluate again "
-                            "with --features.")
+    if _features_file(ev) is not None:
         have = set(record_features(ev.record).paths)
         test &= np.array([p in have for p in store.paths], dtype=bool)
     rows = np.flatnonzero(test)
@@ -611,14 +625,7 @@ def tsne_figure(
         raise UserError(f"--ids {ids}: draw at least 2 identities.")
     if per_identity < 0:
         raise UserError(f"--per-identity {per_identity}: give 0 (every image) or a positive cap.")
-    store = open_store(ws.dataset_dir(dataset), f"store for --dataset {dataset}")
-    protocol = store.dataset.protocol
-    results = ws.results_dir(dataset)
-    records = [find_record(results, run, protocol, mode)]
-    if compare is not None:
-        records.append(find_record(results, compare, protocol, mode, option="--compare"))
-    for ev in records:
-        _check_store(store, ev)
+    store, protocol, records = _records_on_store(ws, dataset, run, compare, mode, same_mode=False)
     notes: list[str] = []
     rows = _available(ws, store, records[0])
     for ev in records[1:]:

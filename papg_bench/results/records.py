@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 
 from papg_bench.errors import UserError
+from papg_bench.stages import Mark
 from papg_bench.workspace import atomic_write_json
 
 RECORD_FORMAT = 1
@@ -130,3 +131,17 @@ def write_queries(path: Path, rows: Iterable[dict[str, Any]]) -> Path:
     text = "".join(json.dumps(r, sort_keys=True) + "\n" for r in rows)
     atomic_write_text(Path(path), text)
     return Path(path)
+
+
+def record_mark(path: Path, fingerprint: dict[str, Any]) -> Mark | None:
+    """The stage mark of the record at ``path`` for the keys of ``fingerprint`` (``trials``: the trial numbers
+    it holds; ``split_file``: the sha256 of the split file its galleries were read from)."""
+    from papg_bench.stages import read_json
+
+    record = read_json(Path(path))
+    if record is None:
+        return None
+    made = {key: record.get(key) for key in fingerprint}
+    made["trials"] = [t.get("trial") for t in record.get("trials", [])]
+    made["split_file"] = (record.get("split_file") or {}).get("sha256")
+    return Mark(made, True)

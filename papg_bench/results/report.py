@@ -11,10 +11,14 @@ from papg_bench.results.aggregate import CI_METHODS, ResultTable, Row, baseline_
 from papg_bench.results.plots import CmcSeries, cmc_plot
 from papg_bench.results.records import list_records
 from papg_bench.results.tables import MODE_GROUP, render_csv, render_latex, render_markdown
+from papg_bench.stages import DONE, REUSED, fingerprint_files, is_done, output_mark, read_json, write_mark
 from papg_bench.workspace import atomic_write_text
 
 FORMAT_FILES = {"md": "table.md", "csv": "table.csv", "latex": "table.tex"}
 FORMAT_ALIASES = {"markdown": "md", "tex": "latex"}
+
+
+MARK = "report.json"  # the stage mark: which records and options the files in the folder were made from
 
 
 @dataclass
@@ -23,6 +27,8 @@ class Report:
     markdown: str
     files: list[Path] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    status: str = DONE  # a stage outcome: done, or reused when the files were already made from these records
+    fingerprint: str = ""
 
 
 def parse_formats(text: str) -> tuple[str, ...]:
@@ -91,7 +97,13 @@ def make_report(
                         f"run `papg-bench evaluate --dataset {dataset}` first.")
     tables, notes = build_tables(records, ci=ci, resamples=resamples)
     markdown = render_markdown(tables)
-    report = Report(tables, markdown, notes=notes)
+    fingerprint = fingerprint_files(sorted(results_dir.glob("*.json")), dataset, formats, plots, ci, resamples)
+    report = Report(tables, markdown, notes=notes, fingerprint=fingerprint)
+    mark = read_json(out_dir / MARK)
+    if is_done(output_mark(out_dir / MARK), fingerprint) and mark is not None:
+        report.files = [out_dir / name for name in mark["files"]]
+        report.status = REUSED
+        return report
     texts = {"md": lambda: markdown, "csv": lambda: render_csv(tables), "latex": lambda: render_latex(tables, dataset)}
     for fmt in formats:
         path = out_dir / FORMAT_FILES[fmt]
@@ -99,4 +111,5 @@ def make_report(
         report.files.append(path)
     if plots:
         report.files += cmc_plots(tables, out_dir)
+    write_mark(out_dir / MARK, fingerprint, report.files)
     return report

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Sequence
 
 import numpy as np
@@ -35,9 +34,8 @@ def extract_features(model: nn.Module, images: np.ndarray, rows: Sequence[int] |
     was_training = model.training
     model.eval()
     out: list[np.ndarray] = []
-    progress = track(description, total=len(rows), unit="img") if description else contextlib.nullcontext()
     try:
-        with progress as advance:
+        with track(description or "", total=len(rows), unit="img", enabled=bool(description)) as advance:
             for start in range(0, len(rows), batch_size):
                 chunk = rows[start:start + batch_size]
                 mods = torch.as_tensor(modalities[start:start + batch_size], device=device)
@@ -47,8 +45,7 @@ def extract_features(model: nn.Module, images: np.ndarray, rows: Sequence[int] |
                     if flip:
                         feature = feature + model(x.flip(-1), mods)[kind].float()
                 out.append(F.normalize(feature, dim=1).cpu().numpy())
-                if advance is not None:
-                    advance(len(chunk))
+                advance(len(chunk))
     finally:
         model.train(was_training)
     if not out:
