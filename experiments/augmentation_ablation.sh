@@ -3,8 +3,11 @@
 # without pose, PAPG without attention and the true counterparts (the upper bound), one seed.
 #
 #   bash experiments/augmentation_ablation.sh [WORK] [OUT]
+#   SEEDS="0 1 2" bash experiments/augmentation_ablation.sh [WORK] [OUT]
 #
 # WORK (default papg-work-ablation) is the workspace; OUT (default WORK/ablation) receives the report.
+# SEEDS (default 0) are the baselines' seeds; the generators and their sets are seed 0's throughout, so
+# the seeds measure the spread of the ReID training on fixed sets.
 # The first step is the demo itself (synthvi small, SYSU-MM01 layout, 128x64, tiny presets, two
 # generator epochs, seed 0, 2 threads), so the rows it shares with results/demo/ are the demo's runs;
 # the rest uses the same settings. Rows that matter most come first, so an interrupted run still
@@ -18,10 +21,10 @@ P="$PB --threads 2 --work $WORK"
 D=synthvi
 
 stamp() { printf '%s %s\n' "$(date -u +%H:%M:%S)" "$*"; }
-reid() {  # baseline augment
-  stamp "train $1 $2"
-  $P train --dataset $D --baseline "$1" --augment "$2" --seed 0 --preset tiny
-  $P evaluate --dataset $D --baseline "$1" --augment "$2" --seed 0
+reid() {  # baseline augment [seed]
+  stamp "train $1 $2 seed ${3:-0}"
+  $P train --dataset $D --baseline "$1" --augment "$2" --seed "${3:-0}" --preset tiny
+  $P evaluate --dataset $D --baseline "$1" --augment "$2" --seed "${3:-0}"
 }
 generator() {  # run display flag
   stamp "train-generator $1"
@@ -40,6 +43,14 @@ reid cgrnet gen:papg-nopose
 generator papg-noatt "PAPG w/o attention" --no-attention
 reid agw gen:papg-noatt
 reid cgrnet gen:papg-noatt
+for seed in ${SEEDS:-0}; do
+  [ "$seed" = 0 ] && continue
+  for b in agw cgrnet; do
+    for a in none papg gen:counterparts gen:papg-nopose gen:papg-noatt; do
+      reid "$b" "$a" "$seed"
+    done
+  done
+done
 stamp "report"
 $P report --dataset $D --format md,csv --out "$OUT"
 stamp "done"
