@@ -511,7 +511,7 @@ def import_generated_command(
                      ] = False,
 ) -> None:
     """Import another generator's images as a named generated set (train with --augment gen:NAME)."""
-    from papg_bench.generators.imports import import_generated
+    from papg_bench.generators.imported_sets import import_generated
 
     ws = workspace(ctx)
     result = import_generated(ws, dataset, from_, layout, name, display=display, mapping=mapping, trial=trial,
@@ -659,7 +659,7 @@ def import_run_command(
     force: Annotated[bool, typer.Option("--force", help="Replace another run in the folder.")] = False,
 ) -> None:
     """A released VI-ReID checkpoint as a finished run: evaluate --run NAME and report use it like a trained one."""
-    from papg_bench.reid_baselines.imports import import_run
+    from papg_bench.reid_baselines.imported_runs import import_run
 
     outcome = import_run(workspace(ctx), dataset, from_, baseline=baseline, run=run, seed=seed, trial=trial,
                          size=parse_size(size), force=force, net2=net2)

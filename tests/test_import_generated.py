@@ -19,7 +19,7 @@ from papg_bench.data.layouts import read_layout
 from papg_bench.data.prepare import load_resized, prepare_store
 from papg_bench.data.store import Store, open_store
 from papg_bench.errors import UserError
-from papg_bench.generators.imports import import_generated
+from papg_bench.generators.imported_sets import import_generated
 from papg_bench.generators.pairing import training_rows
 from papg_bench.generators.sets import manifest_sha256, read_manifest
 from papg_bench.workspace import Workspace, sha256_file

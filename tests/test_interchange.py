@@ -270,7 +270,7 @@ def test_a_released_agw_checkpoint_becomes_a_run_that_evaluate_and_report_use(ws
                                                                               capsys) -> None:  # noqa: ANN001
     from papg_bench.data.store import open_store
     from papg_bench.reid_baselines.extraction import extract_features
-    from papg_bench.reid_baselines.imports import import_run
+    from papg_bench.reid_baselines.imported_runs import import_run
     from papg_bench.reid_baselines.trainer import modality_codes
 
     net, model = released_agw()
@@ -305,7 +305,7 @@ def test_a_released_agw_checkpoint_becomes_a_run_that_evaluate_and_report_use(ws
 
 
 def test_import_run_names_the_first_tensor_that_does_not_fit(ws: Workspace, tmp_path: Path, capsys) -> None:
-    from papg_bench.reid_baselines.imports import import_run
+    from papg_bench.reid_baselines.imported_runs import import_run
 
     torch = pytest.importorskip("torch")
     net, _ = released_agw(seed=1)
@@ -373,7 +373,7 @@ def test_a_released_dart_pair_becomes_one_run_that_evaluate_and_report_use(ws: W
     torch = pytest.importorskip("torch")
     from papg_bench.data.store import open_store
     from papg_bench.reid_baselines.extraction import extract_features
-    from papg_bench.reid_baselines.imports import import_run
+    from papg_bench.reid_baselines.imported_runs import import_run
     from papg_bench.reid_baselines.trainer import modality_codes
 
     (net1, model1), (net2, model2) = released_dart(seed=2), released_dart(seed=3)
@@ -413,7 +413,7 @@ def test_a_released_dart_pair_becomes_one_run_that_evaluate_and_report_use(ws: W
 def test_import_run_names_the_first_tensor_of_a_dart_pair_that_does_not_fit(ws: Workspace, tmp_path: Path,
                                                                           capsys) -> None:  # noqa: ANN001
     torch = pytest.importorskip("torch")
-    from papg_bench.reid_baselines.imports import import_run
+    from papg_bench.reid_baselines.imported_runs import import_run
 
     (net1, model1), (net2, model2) = released_dart(seed=4), released_dart(seed=5)
     bad = dict(net2)
