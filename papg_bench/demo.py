@@ -147,13 +147,12 @@ def _stage_report(ws: Workspace, s: DemoSettings) -> StageOutcome:
     report = make_report(s.dataset, ws.results_dir(s.dataset), s.out, plots=True)
     generated = read_json(ws.generated_dir(s.dataset, GENERATOR_RUN) / "meta.json") or {}
     fingerprint = [report.fingerprint, generated.get("content_checksum"), s.seed, s.layout, s.baselines, s.augments]
-    mark = s.out / FIGURES_MARK
-    previous = read_json(mark)
-    if report.status == REUSED and is_done(output_mark(mark), fingerprint) and previous is not None:
-        return StageOutcome("report", REUSED, 0.0, {"files": [str(p) for p in report.files], **previous["details"]})
+    mark = output_mark(s.out / FIGURES_MARK)
+    if report.status == REUSED and is_done(mark, fingerprint):
+        return StageOutcome("report", REUSED, 0.0, {"files": [str(p) for p in report.files], **mark.record["details"]})
     figures = _demo_figures(ws, s)
     drawn = [p for stem in FIGURE_STEMS for p in (s.out / f"{stem}.png", s.out / f"{stem}.pdf") if p.is_file()]
-    write_mark(mark, fingerprint, drawn, details=figures)
+    write_mark(s.out / FIGURES_MARK, fingerprint, drawn, details=figures)
     return StageOutcome("report", DONE, 0.0, {"files": [str(p) for p in report.files], **figures})
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -35,10 +35,14 @@ STATES = (DONE, STALE, PARTIAL, MISSING)
 
 @dataclass(frozen=True)
 class Mark:
-    """What an output records of itself: the fingerprint it was made for, and whether it is whole."""
+    """What an output records of itself: the fingerprint it was made for, and whether it is whole.
+
+    ``record`` is the file the mark was read from (a store's ``meta.json``, a run's ``summary.json``, ...), so
+    that a stage reusing its output need not read it again; it takes no part in comparisons."""
 
     fingerprint: Any
     complete: bool
+    record: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
 
 def state(mark: Mark | None, fingerprint: Any = None) -> str:
@@ -63,7 +67,7 @@ def output_mark(path: Path) -> Mark | None:
     if mark is None:
         return None
     files = [Path(path).parent / name for name in mark.get("files", [])]
-    return Mark(mark.get("fingerprint"), bool(mark.get("complete")) and all(f.is_file() for f in files))
+    return Mark(mark.get("fingerprint"), bool(mark.get("complete")) and all(f.is_file() for f in files), mark)
 
 
 def write_mark(path: Path, fingerprint: Any, files: list[Path], **details: Any) -> None:

@@ -39,10 +39,9 @@ def generator_state(run_dir: Path, store_checksum: str | None) -> tuple[str, str
     mark = run_mark(run_dir)
     if mark is None:
         return (PARTIAL, "checkpoint, not finished") if (run_dir / CHECKPOINT).is_file() else (PARTIAL, "empty")
-    result = read_json(run_dir / "result.json") or {}
     recorded = mark.fingerprint if isinstance(mark.fingerprint, dict) else {}
     expected = {**recorded, "store_checksum": store_checksum} if store_checksum and recorded else None
-    return state(mark, expected), f"{result.get('epochs', '?')} epochs"
+    return state(mark, expected), f"{mark.record.get('epochs', '?')} epochs"
 
 
 def set_state(set_dir: Path, store_checksum: str | None) -> tuple[str, str]:
@@ -51,57 +50,67 @@ def set_state(set_dir: Path, store_checksum: str | None) -> tuple[str, str]:
     mark = set_mark(set_dir)
     if mark is None:
         return PARTIAL, "no meta.json"
-    meta = read_json(set_dir / "meta.json") or {}
     made_from = mark.fingerprint[1]
     expected = [mark.fingerprint[0], store_checksum if made_from and store_checksum else made_from]
     manifest = read_json(set_dir / "manifest.json") or {}
-    return state(mark, expected), f"{meta.get('count', '?')} images, {manifest.get('display', set_dir.name)!r}"
+    return state(mark, expected), f"{mark.record.get('count', '?')} images, {manifest.get('display', set_dir.name)!r}"
 
 
 def run_state(run_dir: Path, store_checksum: str | None) -> tuple[str, str]:
-    summary = read_json(run_dir / "summary.json")
-    if summary is None:
+    from papg_bench.reid_baselines.run import run_mark
+
+    mark = run_mark(run_dir)
+    if mark is None:
         has_checkpoint = (run_dir / "checkpoint.pt").is_file()
         return PARTIAL, "unfinished (resume with train --resume)" if has_checkpoint else "empty"
-    recorded = ((summary.get("run_config") or {}).get("inputs") or {}).get("store")
-    mark = Mark([summary.get("config_hash"), recorded], bool(summary.get("complete")))
-    expected = [summary.get("config_hash"), store_checksum or recorded]
-    return state(mark, expected), f"{summary.get('epochs_done', '?')} epochs"
+    now = state(mark)
+    recorded = ((mark.record.get("run_config") or {}).get("inputs") or {}).get("store")
+    if now == DONE and recorded:  # the config hash covers the store it was trained on: compare with today's
+        now = state(Mark(recorded, True), store_checksum or recorded)
+    return now, f"{mark.record.get('epochs_done', '?')} epochs"
 
 
-def summarize(ws: Workspace) -> Table:
-    table = Table(title=f"workspace {ws.root}")
-    for column in ("kind", "name", "state", "details"):
-        table.add_column(column)
+Row = tuple[str, str, str, str]  # kind, name, stage state, details
+
+
+def workspace_rows(ws: Workspace) -> list[Row]:
+    """What the workspace holds, one row per output, with its stage state; unreadable folders as their own rows."""
+    rows: list[Row] = []
     unreadable: list[tuple[Path, str]] = []
-
-    def add(kind: str, name: str, now: str, details: str) -> None:
-        table.add_row(kind, name, f"[{STATE_STYLE.get(now, 'white')}]{now}[/]", details)
-
     for store in _subdirs(ws.root / "datasets", unreadable):
-        now = state(store_mark(store))
-        meta = read_json(store / "meta.json") or {}
+        mark = store_mark(store)
+        now = state(mark)
+        meta = mark.record if mark is not None else {}
         h, w = meta.get("image_size", ["?", "?"])
         poses = "poses" if (store / "poses.npy").is_file() else "no poses"
-        add("dataset", store.name, now, f"{meta.get('count')} images {h}x{w}, {poses}" if now == DONE else "")
+        rows.append(("dataset", store.name, now, f"{meta.get('count')} images {h}x{w}, {poses}" if now == DONE else ""))
     readers = (("generator", "generators", generator_state), ("generated", "generated", set_state),
                ("run", "runs", run_state))
     for kind, sub, read in readers:
         for dataset in _subdirs(ws.root / sub, unreadable):
             checksum = _store_checksum(ws, dataset.name)
             for output in _subdirs(dataset, unreadable):
-                add(kind, f"{dataset.name}/{output.name}", *read(output, checksum))
+                rows.append((kind, f"{dataset.name}/{output.name}", *read(output, checksum)))
     for dataset in _subdirs(ws.root / "results", unreadable):
-        count = len(list(dataset.glob("*.json")))
-        add("results", dataset.name, DONE, f"{count} records")
+        rows.append(("results", dataset.name, DONE, f"{len(list(dataset.glob('*.json')))} records"))
     for dataset in _subdirs(ws.root / "reports", unreadable):
         from papg_bench.results.report import MARK
 
         mark = output_mark(dataset / MARK)
         if mark is not None:
-            add("report", dataset.name, state(mark), f"{len((read_json(dataset / MARK) or {}).get('files', []))} files")
-    for path, reason in unreadable:
-        table.add_row("[yellow]unreadable[/]", str(path.relative_to(ws.root)), "", reason)
+            rows.append(("report", dataset.name, state(mark), f"{len(mark.record.get('files', []))} files"))
+    rows += [("unreadable", str(path.relative_to(ws.root)), "", reason) for path, reason in unreadable]
+    return rows
+
+
+def summarize(ws: Workspace) -> Table:
+    table = Table(title=f"workspace {ws.root}")
+    for column in ("kind", "name", "state", "details"):
+        table.add_column(column)
+    for kind, name, now, details in workspace_rows(ws):
+        style = "yellow" if kind == "unreadable" else STATE_STYLE.get(now, "white")
+        table.add_row(f"[yellow]{kind}[/]" if kind == "unreadable" else kind, name,
+                      f"[{style}]{now}[/]" if now else "", details)
     if table.row_count == 0:
         table.add_row("(empty)", "", "", "run `papg-bench prepare` or `papg-bench demo`")
     return table

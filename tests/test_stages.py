@@ -27,6 +27,8 @@ from papg_bench.stages import (
     state,
     write_mark,
 )
+from papg_bench.workspace import Workspace
+from papg_bench.workspace_summary import workspace_rows
 
 
 def test_state_of_a_mark() -> None:
@@ -55,16 +57,11 @@ def test_an_output_mark_is_incomplete_once_a_listed_file_is_gone(tmp_path: Path)
     assert output_mark(tmp_path / "absent.json") is None
 
 
-def _info_states(capsys: pytest.CaptureFixture, work: Path) -> dict[str, str]:
+def _info_states(capsys: pytest.CaptureFixture, ws: Workspace) -> dict[str, str]:
+    """``info``'s stage state of each output (the rows it renders; the command itself must succeed too)."""
+    assert main(["--work", str(ws.root), "info"]) == 0
     capsys.readouterr()
-    assert main(["--work", str(work), "info"]) == 0
-    text = capsys.readouterr().out
-    states = {}
-    for line in text.splitlines():
-        cells = [c.strip() for c in line.split("│")]
-        if len(cells) >= 5 and cells[3] in (DONE, STALE, PARTIAL):
-            states[f"{cells[1]} {cells[2]}"] = cells[3]
-    return states
+    return {f"{kind} {name}": now for kind, name, now, _ in workspace_rows(ws)}
 
 
 def test_info_reads_the_stage_states_and_notices_a_store_prepared_again(tmp_path: Path,
@@ -73,7 +70,7 @@ def test_info_reads_the_stage_states_and_notices_a_store_prepared_again(tmp_path
     assert write_set(ws, "sysu", "grey", GreyTranslator()).status == DONE
     (ws.root / "runs" / "sysu" / "agw-none-s0").mkdir(parents=True)
     (ws.root / "runs" / "sysu" / "agw-none-s0" / "checkpoint.pt").write_bytes(b"")
-    states = _info_states(capsys, ws.root)
+    states = _info_states(capsys, ws)
     assert states["dataset sysu"] == DONE and states["generated sysu/grey"] == DONE
     assert states["run sysu/agw-none-s0"] == PARTIAL
 
@@ -81,7 +78,7 @@ def test_info_reads_the_stage_states_and_notices_a_store_prepared_again(tmp_path
     root = Path(store.meta["source_root"])
     # the same images at another size: the store is rebuilt, and what was made from the old one is stale
     assert prepare_store(read_sysu(root), root, ws.dataset_dir("sysu"), (32, 16), workers=1).status == DONE
-    states = _info_states(capsys, ws.root)
+    states = _info_states(capsys, ws)
     assert states["dataset sysu"] == DONE and states["generated sysu/grey"] == STALE
     assert states["generated sysu/papg"] == DONE  # written without the source's checksum: it cannot tell
     assert prepare_store(read_sysu(root), root, ws.dataset_dir("sysu"), (32, 16), workers=1).status == REUSED

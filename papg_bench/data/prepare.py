@@ -19,7 +19,7 @@ from papg_bench.data.store import checksum_files, store_mark
 from papg_bench.data.writer import StoreWriter
 from papg_bench.errors import UserError
 from papg_bench.progress import track
-from papg_bench.stages import DONE, REUSED, is_done, read_json
+from papg_bench.stages import DONE, REUSED, is_done
 from papg_bench.workers import worker_results
 
 RESAMPLE = Image.Resampling.LANCZOS
@@ -83,8 +83,9 @@ def prepare_store(
     height, width = size
     rel_paths = [r.path for r in listing.records]
     checksum = checksum_files(root, rel_paths, extra=f"{listing.name}:{height}x{width}:lanczos")
-    if not force and is_done(store_mark(out), checksum):
-        meta = read_json(Path(out) / "meta.json") or {}
+    mark = store_mark(out)
+    if not force and is_done(mark, checksum):
+        meta = mark.record
         return PrepareResult(path=Path(out), status=REUSED, count=int(meta["count"]), skipped=meta.get("skipped", []))
     workers = max(1, workers or os.cpu_count() or 1)
     count = len(rel_paths)

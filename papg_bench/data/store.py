@@ -17,6 +17,7 @@ import json
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -58,7 +59,7 @@ class Store:
     modalities = _column("modality")
     splits = _column("split")
 
-    @property
+    @cached_property
     def checksum(self) -> str:
         """What identifies the store's content: the checksum ``prepare`` / ``generate`` recorded, else the
         sha256 of its index (stores written without one)."""
@@ -122,7 +123,7 @@ def store_mark(path: Path, fingerprint_key: str = "content_checksum") -> Mark | 
     meta = read_json(Path(path) / "meta.json")
     if meta is None:
         return None
-    return Mark(meta.get(fingerprint_key), bool(meta.get("complete")))
+    return Mark(meta.get(fingerprint_key), bool(meta.get("complete")), meta)
 
 
 def is_complete(path: Path) -> bool:

@@ -161,7 +161,7 @@ def set_mark(out: Path) -> Mark | None:
     meta = read_json(Path(out) / "meta.json")
     if meta is None:
         return None
-    return Mark([meta.get("generator_sha256"), meta.get("source_checksum")], bool(meta.get("complete")))
+    return Mark([meta.get("generator_sha256"), meta.get("source_checksum")], bool(meta.get("complete")), meta)
 
 
 def add_generated_row(columns: dict[str, list[Any]], store: Store, row: int, direction: str, generator: str,
@@ -224,13 +224,14 @@ def write_set(ws: Workspace, dataset: str, name: str, translator: Translator, *,
     source_checksum = store.checksum
     out = ws.generated_dir(dataset, name)
     start = time.perf_counter()
-    if not force and is_done(set_mark(out), [digest, source_checksum]):
+    mark = set_mark(out)
+    if not force and is_done(mark, [digest, source_checksum]):
         manifest = read_manifest(out)
         wanted = display if display is not None else manifest.get("display")
         if not (out / MANIFEST).is_file() or wanted != manifest.get("display"):
             manifest["display"] = wanted
             atomic_write_json(out / MANIFEST, manifest)
-        count = int(json.loads((out / "meta.json").read_text()).get("count", 0))
+        count = int(mark.record.get("count", 0))
         return SetResult(out, REUSED, count, digest, time.perf_counter() - start, manifest)
     plan = {d: np.asarray(plan_rows, dtype=np.int64) for d, plan_rows in translator.plan(store).items()}
     guard_plan(store, plan, translator.trial, describe)

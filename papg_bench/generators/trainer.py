@@ -350,7 +350,7 @@ def fingerprint(store: Store, cfg: GeneratorConfig) -> dict[str, Any]:
 def run_mark(run_dir: Path) -> Mark | None:
     """The stage mark of a generator run: the fingerprint its result names; complete once its generators exist."""
     done = read_json(run_dir / RESULT)
-    return None if done is None else Mark(done.get("fingerprint"), (run_dir / GENERATORS).is_file())
+    return None if done is None else Mark(done.get("fingerprint"), (run_dir / GENERATORS).is_file(), done)
 
 
 def _to_uint8(images: torch.Tensor) -> np.ndarray:
@@ -424,8 +424,9 @@ def train_generator(
     poses = load_store_poses(store, cfg, dataset)
     run_dir = ws.generator_dir(dataset, run)
     marks = fingerprint(store, cfg)
-    done = read_json(run_dir / RESULT)
-    if is_done(run_mark(run_dir), marks):
+    mark = run_mark(run_dir)
+    if is_done(mark, marks):
+        done = mark.record
         return TrainResult(run_dir, REUSED, int(done["epochs"]), int(done["steps"]), run_dir / GENERATORS,
                            float(done["seconds"]), float(done["pairs_per_second"]), int(done["pairs_per_epoch"]))
 

@@ -140,12 +140,15 @@ def trial_splits(dataset: str, root: Path, options: ProtocolOptions, trial: int)
                                               options.split_file)
 
 
-def _split_file_record(dataset: str, root: Path, options: ProtocolOptions) -> dict[str, str] | None:
-    """The split file the galleries were read from, with its sha256 (None where the sampling reads none)."""
+def split_file_record(dataset: str, root: Path, sampling: str, split_file: Path | None) -> dict[str, str] | None:
+    """The split file ``sampling`` reads the galleries from, with its sha256 (None where it reads none, or where
+    the file is missing: reading the galleries then fails with the message that says where to get it)."""
     from papg_bench.workspace import sha256_file
 
-    path = protocol_of(dataset).split_file_path(Path(root), options.sampling, options.split_file)
-    return None if path is None else {"path": str(path.resolve()), "sha256": sha256_file(path)}
+    path = protocol_of(dataset).split_file_path(Path(root), sampling, split_file)
+    if path is None or not path.is_file():
+        return None
+    return {"path": str(path.resolve()), "sha256": sha256_file(path)}
 
 
 def _device_name(backend: str, device: str | None) -> str:
@@ -208,7 +211,7 @@ def evaluate_features(
         "mode": options.mode,
         "shots": options.shots,
         "sampling": protocol_of(dataset).record_sampling(options.sampling),
-        "split_file": _split_file_record(dataset, root, options),
+        "split_file": split_file_record(dataset, root, options.sampling, options.split_file),
         "rerank": options.rerank.as_record() if options.rerank is not None else None,
         "distance": options.distance,
         "backend": backend,

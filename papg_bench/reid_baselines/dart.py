@@ -28,7 +28,7 @@ import torch
 
 from papg_bench.reid_baselines.agw import AGW
 from papg_bench.reid_baselines.dart_losses import RobustCriterion
-from papg_bench.reid_baselines.dart_twin import TwinProcedure
+from papg_bench.reid_baselines.dart_twin import TwinProcedure, image_counts, min_max
 from papg_bench.reid_baselines.losses import ReIDCriterion, identity_loss, weighted_regularized_triplet
 
 
@@ -69,12 +69,9 @@ def fit_gmm_1d(values: np.ndarray, iterations: int = 20, reg_var: float = 5e-4) 
 def clean_probability(losses: np.ndarray, iterations: int = 20) -> np.ndarray:
     """Posterior of the low-loss component for each loss (losses min-max normalised first)."""
     losses = np.asarray(losses, dtype=np.float64)
-    if losses.size < 2:
+    if losses.size < 2 or np.ptp(losses) < 1e-12:
         return np.ones_like(losses)
-    span = losses.max() - losses.min()
-    if span < 1e-12:
-        return np.ones_like(losses)
-    normalised = (losses - losses.min()) / span
+    normalised = min_max(losses)
     gmm = fit_gmm_1d(normalised, iterations)
     return gmm.responsibilities(normalised)[:, int(np.argmin(gmm.means))]
 
@@ -101,18 +98,8 @@ class DARTCriterion(ReIDCriterion):
             rows = np.flatnonzero(self.pool.modalities == modality)
             clean[rows] = clean_probability(losses[rows], self.iterations)
         self.clean, self.active = clean, True
-        generated = self.pool.generated
-        low = clean < self.threshold
-        self.last_stats = {
-            "epoch": epoch,
-            "threshold": self.threshold,
-            "generated_images": int(generated.sum()),
-            "generated_low_clean": int((low & generated).sum()),
-            "real_images": int((~generated).sum()),
-            "real_low_clean": int((low & ~generated).sum()),
-            "mean_clean_generated": float(clean[generated].mean()) if generated.any() else None,
-            "mean_clean_real": float(clean[~generated].mean()),
-        }
+        self.last_stats = {"epoch": epoch, "threshold": self.threshold,
+                           **image_counts(clean, self.pool, self.threshold)}
         return {"dart_generated_low_clean": float(self.last_stats["generated_low_clean"]),
                 "dart_real_low_clean": float(self.last_stats["real_low_clean"])}
 

@@ -193,9 +193,10 @@ def noisy_shares(clean: np.ndarray, pool: TrainingPool, threshold: float) -> dic
             "infrared": float((clean[infrared, 0] < threshold).mean())}
 
 
-def image_counts(clean: np.ndarray, pool: TrainingPool, threshold: float) -> dict[str, Any]:
-    """Real and generated images below ``threshold`` (first view), and their mean clean probability."""
-    first, generated = clean[:, 0], pool.generated
+def image_counts(first: np.ndarray, pool: TrainingPool, threshold: float) -> dict[str, Any]:
+    """Real and generated images whose clean probability ``first`` (one per pool row) is below ``threshold``,
+    and their mean clean probability."""
+    generated = pool.generated
     low = first < threshold
     return {"generated_images": int(generated.sum()), "generated_low_clean": int((low & generated).sum()),
             "real_images": int((~generated).sum()), "real_low_clean": int((low & ~generated).sum()),
@@ -233,7 +234,7 @@ class TwinProcedure:
 
     def setup(self, trainer: Trainer) -> None:
         cfg, pool, first = trainer.cfg, trainer.pool, trainer.sampler
-        self.criteria = [RobustCriterion(cfg, pool) for _ in range(self.networks)]
+        self.criteria = [trainer.baseline.make_criterion(cfg, pool) for _ in range(self.networks)]
         second = CrossModalitySampler(pool, cfg.num_ids, cfg.num_instances, _seed(trainer.seed, _SECOND_SAMPLER),
                                       first.steps_per_epoch, cfg.synthetic_ratio)
         self.samplers = [first, second]
@@ -352,7 +353,8 @@ class TwinProcedure:
         threshold = trainer.cfg.dart_threshold
         shares = {f"net{k + 1}": noisy_shares(clean, trainer.pool, threshold) for k, (clean, _) in enumerate(fits)}
         self.noisy_by_epoch.append({"epoch": epoch, **shares})
-        self.last_stats = {"epoch": epoch, "threshold": threshold, **image_counts(fits[0][0], trainer.pool, threshold)}
+        self.last_stats = {"epoch": epoch, "threshold": threshold,
+                           **image_counts(fits[0][0][:, 0], trainer.pool, threshold)}
         return {f"noisy_{kind}_{net}": share for net, by_kind in shares.items() for kind, share in by_kind.items()}
 
     # --- checkpoints and summary -------------------------------------------------------------------------

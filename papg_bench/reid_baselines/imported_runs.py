@@ -55,7 +55,7 @@ DART_FIRST, DART_SECOND = "_net1.t", "_net2.t"
 @dataclass
 class ImportOutcome:
     run_dir: Path
-    status: str  # imported | unchanged
+    status: str  # a stage outcome: done (imported now) or reused
     summary: dict[str, Any]
 
 
@@ -154,7 +154,7 @@ def import_run(
 ) -> ImportOutcome:
     """Import the released checkpoint ``source`` (for ``dart``: the pair ``source`` and ``net2``, by default
     ``source``'s ``_net2.t`` partner) as the finished run ``run`` (default ``<baseline>-imported``) of the
-    workspace store ``dataset``; see the module docstring. The same files imported again are ``unchanged``;
+    workspace store ``dataset``; see the module docstring. The same files imported again are ``reused``;
     another run in the folder needs ``force``. ``trial`` is the RegDB trial the checkpoint was trained on (it
     is evaluated on that trial); ``size`` the test image size (default 288x144)."""
     if baseline not in RELEASED_FORMATS:

@@ -44,6 +44,12 @@ def run_name(baseline: str, augment: str, seed: int, trial: int | None = None) -
     return name if trial in (None, 1) else f"{name}-t{trial}"
 
 
+def run_mark(run_dir: Path) -> Mark | None:
+    """The stage mark of a training run: its config hash (settings, inputs, weights) and whether it finished."""
+    summary = read_json(Path(run_dir) / "summary.json")
+    return None if summary is None else Mark(summary.get("config_hash"), bool(summary.get("complete")), summary)
+
+
 @dataclass
 class TrainOutcome:
     run_dir: Path
@@ -145,10 +151,10 @@ def train_run(
     initialised_here = not torch.distributed.is_initialized()
     dist_info = init_distributed(torch_device)
     try:
-        summary_path = run_dir / "summary.json"
-        summary = read_json(summary_path)
-        if summary is not None and not restart:
-            if is_done(Mark(summary.get("config_hash"), bool(summary.get("complete"))), digest):
+        mark = run_mark(run_dir)
+        if mark is not None and not restart:
+            summary = mark.record
+            if is_done(mark, digest):
                 return TrainOutcome(run_dir, REUSED, summary)
             if replace_stale:
                 restart = True
@@ -224,11 +230,6 @@ def load_run_model(run_dir: Path, device: torch.device) -> tuple[torch.nn.Module
     return model, state, path
 
 
-def _split_file_sha(protocol: Any, root: Path, sampling: str, split_file: Path | None) -> str | None:
-    path = protocol.split_file_path(root, sampling, split_file)
-    return sha256_file(path) if path is not None and path.is_file() else None
-
-
 @dataclass
 class EvaluationOutcome:
     run: str
@@ -276,8 +277,9 @@ def evaluate_run(
         parse_trials,
         protocol_identifier,
         save_evaluation,
+        split_file_record,
     )
-    from papg_bench.results.records import read_record, record_mark, record_name
+    from papg_bench.results.records import record_mark, record_name, validate_record
 
     started = time.perf_counter()
     store = open_store(ws.dataset_dir(dataset), f"store for --dataset {dataset}")
@@ -318,7 +320,8 @@ def evaluate_run(
     expected_trials = list(trials) if trials is not None else list(kind.protocol.default_trials(root))
     fingerprint = {"checkpoint_sha256": checkpoint_sha, "feature": feature, "flip_test": flip_test,
                    "distance": distance, "rerank": rerank.as_record() if rerank is not None else None,
-                   "trials": expected_trials, "split_file": _split_file_sha(kind.protocol, root, sampling, split_file)}
+                   "trials": expected_trials,
+                   "split_file": (split_file_record(family, root, sampling, split_file) or {}).get("sha256")}
     if saved is not None:
         fingerprint["features"] = str(saved)
     todo, records, paths, reused = [], [], [], []
@@ -327,8 +330,9 @@ def evaluate_run(
                                   distance=distance, backend=backend, device=device, rerank=rerank, top_k=top_k)
         protocol = protocol_identifier(family, options, expected_trials)
         path = out_dir / f"{record_name(run, protocol)}.json"
-        if not force and is_done(record_mark(path, fingerprint), fingerprint):
-            records.append(read_record(path))
+        mark = record_mark(path, fingerprint)
+        if not force and is_done(mark, fingerprint):
+            records.append(validate_record(mark.record, str(path)))
             paths.append(path)
             reused.append(True)
             continue
@@ -336,8 +340,9 @@ def evaluate_run(
     from papg_bench.protocols.feature_files import feature_meta, load_features
 
     expected_meta = {"checkpoint_sha256": checkpoint_sha, "feature": feature, "flip_test": flip_test}
-    file_is_current = saved is not None and saved.is_file() and is_done(
-        Mark({k: feature_meta(saved).get(k) for k in expected_meta}, True), expected_meta)
+    saved_meta = feature_meta(saved) if saved is not None and saved.is_file() else None
+    file_is_current = saved_meta is not None and is_done(
+        Mark({k: saved_meta.get(k) for k in expected_meta}, True), expected_meta)
     extracted = None
     if saved is not None and not file_is_current:
         extracted = _test_features(store, model, cfg, run, (checkpoint, checkpoint_sha), torch_device, feature,

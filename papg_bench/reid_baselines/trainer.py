@@ -215,7 +215,7 @@ class Trainer:
             optimizer, lambda e: warmup_step_factor(e, cfg.warmup_epochs, tuple(cfg.milestones), cfg.lr_gamma))
             for optimizer in self.optimizers]
         self.optimizer, self.scheduler = self.optimizers[0], self.schedulers[0]
-        # a procedure makes its networks' criteria itself
+        # a procedure makes one criterion per network, with the baseline's make_criterion
         self.criterion = self.baseline.make_criterion(cfg, self.pool) if self.procedure is None else None
         self.train_model: nn.Module = self.model
         if self.dist.distributed:

@@ -144,4 +144,4 @@ def record_mark(path: Path, fingerprint: dict[str, Any]) -> Mark | None:
     made = {key: record.get(key) for key in fingerprint}
     made["trials"] = [t.get("trial") for t in record.get("trials", [])]
     made["split_file"] = (record.get("split_file") or {}).get("sha256")
-    return Mark(made, True)
+    return Mark(made, True, record)

@@ -11,7 +11,7 @@ from papg_bench.results.aggregate import CI_METHODS, ResultTable, Row, baseline_
 from papg_bench.results.plots import CmcSeries, cmc_plot
 from papg_bench.results.records import list_records
 from papg_bench.results.tables import MODE_GROUP, render_csv, render_latex, render_markdown
-from papg_bench.stages import DONE, REUSED, fingerprint_files, is_done, output_mark, read_json, write_mark
+from papg_bench.stages import DONE, REUSED, fingerprint_files, is_done, output_mark, write_mark
 from papg_bench.workspace import atomic_write_text
 
 FORMAT_FILES = {"md": "table.md", "csv": "table.csv", "latex": "table.tex"}
@@ -99,9 +99,9 @@ def make_report(
     markdown = render_markdown(tables)
     fingerprint = fingerprint_files(sorted(results_dir.glob("*.json")), dataset, formats, plots, ci, resamples)
     report = Report(tables, markdown, notes=notes, fingerprint=fingerprint)
-    mark = read_json(out_dir / MARK)
-    if is_done(output_mark(out_dir / MARK), fingerprint) and mark is not None:
-        report.files = [out_dir / name for name in mark["files"]]
+    mark = output_mark(out_dir / MARK)
+    if is_done(mark, fingerprint):
+        report.files = [out_dir / name for name in mark.record["files"]]
         report.status = REUSED
         return report
     texts = {"md": lambda: markdown, "csv": lambda: render_csv(tables), "latex": lambda: render_latex(tables, dataset)}
